@@ -1,0 +1,85 @@
+# vm-fork: one non-recursive Makefile for the VMM library, the CLI, the guests and the tests.
+CC      ?= gcc
+BUILD   ?= build
+Q       ?= @
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -Wmissing-prototypes \
+           -D_GNU_SOURCE -pthread -I. -MMD -MP
+LDLIBS  += -lfdt -llzma -lz -lzstd -pthread
+
+LIB_SRCS  := $(sort $(wildcard vmm/*.c devices/*.c snapshot/*.c))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB       := $(BUILD)/libvmm.a
+TOOL      := $(BUILD)/vm-fork
+TEST_SRCS := $(sort $(wildcard tests/*.c))
+TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
+TEST_BIN  := $(BUILD)/tests/vm-fork-tests
+
+# Guests: a freestanding runtime in guest/rt and one test guest per guest/*.c.
+GUEST_CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -ffreestanding -fno-pic -fno-pie \
+                 -fno-stack-protector -fno-asynchronous-unwind-tables -mno-red-zone \
+                 -mcmodel=small -nostdinc -isystem $(shell $(CC) -print-file-name=include) \
+                 -I. -Iguest/rt -MMD -MP
+GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none -Wl,-T,guest/rt/guest.ld
+GUEST_RT_SRCS := $(sort $(wildcard guest/rt/*.c guest/rt/*.S))
+GUEST_RT_OBJS := $(patsubst %,$(BUILD)/%.o,$(basename $(GUEST_RT_SRCS)))
+GUEST_NAMES   := $(basename $(notdir $(wildcard guest/*.c)))
+GUESTS        := $(GUEST_NAMES:%=$(BUILD)/guest/%.elf)
+
+.PHONY: all deps demo test test-fast clean
+INITRAMFS := $(BUILD)/linux/initramfs.cpio.gz
+all: $(TOOL) $(GUESTS) $(TEST_BIN) $(INITRAMFS)
+
+deps:
+	$(Q)tools/install-deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+TOOL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard tools/*.c)))
+$(TOOL): $(TOOL_OBJS) $(LIB)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/guest/rt/%.o: guest/rt/%.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(GUEST_CFLAGS) -c $< -o $@
+$(BUILD)/guest/rt/%.o: guest/rt/%.S
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(GUEST_CFLAGS) -c $< -o $@
+$(BUILD)/guest/%.o: guest/%.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(GUEST_CFLAGS) -c $< -o $@
+$(BUILD)/guest/%.elf: $(BUILD)/guest/%.o $(GUEST_RT_OBJS) guest/rt/guest.ld
+	$(Q)$(CC) $(GUEST_LDFLAGS) $(BUILD)/guest/$*.o $(GUEST_RT_OBJS) -o $@
+
+$(BUILD)/tests/%.o: CFLAGS += -DVMFORK_BUILD_DIR='"$(abspath $(BUILD))"' \
+                             -DVMFORK_SRC_DIR='"$(abspath .)"' -Wno-missing-prototypes
+$(TEST_BIN): $(TEST_OBJS) $(LIB)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lcriterion -o $@
+
+# A busybox initramfs for the Linux boot tier (tests/test_linux.c).
+$(INITRAMFS): tools/make-initramfs.sh
+	$(Q)tools/make-initramfs.sh $@
+
+# The README's commands: both install what they need first.
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tools/demo.sh
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tools/run-tests.sh $(TEST_BIN)
+
+# Without the slow Linux boot tier.
+test-fast: all
+	$(Q)$(TEST_BIN) --filter='!linux/*'
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,23 @@
+#!/bin/sh
+# Build a tiny busybox-static initramfs whose init prints a line we look for,
+# then resets the machine (vm-fork stops on a reset). Usage: make-initramfs.sh OUT.cpio.gz
+set -eu
+out=$1
+busybox=/bin/busybox
+[ -x "$busybox" ] || { echo "make-initramfs: $busybox missing (apt-get install busybox-static)" >&2; exit 1; }
+file -L "$busybox" 2>/dev/null | grep -q 'statically linked' || ldd "$busybox" 2>&1 | grep -q 'not a dynamic' ||
+	{ echo "make-initramfs: $busybox is not static (install busybox-static)" >&2; exit 1; }
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+mkdir -p "$dir/bin" "$dir/proc" "$dir/sys" "$dir/dev"
+cp "$busybox" "$dir/bin/busybox"
+cat > "$dir/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+/bin/busybox echo "vm-fork-init: hello from userspace, $(/bin/busybox cat /proc/cmdline | /bin/busybox wc -c) bytes of cmdline"
+/bin/busybox reboot -f
+INIT
+chmod +x "$dir/init"
+mkdir -p "$(dirname "$out")"
+(cd "$dir" && find . | cpio -o -H newc --quiet | gzip -9) > "$out.tmp"
+mv "$out.tmp" "$out"
