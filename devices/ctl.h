@@ -1,0 +1,34 @@
+/* The control device (devices/ctl_abi.h): how our guests talk to the VMM from CPL0 or CPL3. */
+#ifndef DEVICES_CTL_H
+#define DEVICES_CTL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "devices/bus.h"
+#include "vmm/memory.h"
+
+struct ctl_host {
+	void (*exit)(void *opaque, int status);
+	void (*log)(void *opaque, const char *text, size_t len);
+	void (*report)(void *opaque, uint64_t value);
+	void *opaque;
+};
+
+struct ctl_dev {
+	pthread_mutex_t lock;
+	const struct guest_mem *mem;  /* log messages are read through gpa_ptr() */
+	struct ctl_host host;
+	uint64_t clone_id, generation, child_index;
+	uint64_t ncpus;
+	uint64_t fork_result;
+	uint64_t bad_accesses;        /* wrong size, misaligned, unknown offset, bad GPA */
+};
+
+void ctl_init(struct ctl_dev *ctl, const struct guest_mem *mem, const struct ctl_host *host,
+	      uint64_t ncpus);
+void ctl_destroy(struct ctl_dev *ctl);
+
+extern const struct bus_dev_ops ctl_bus_ops; /* claim VMFORK_CTL_SIZE bytes of MMIO */
+
+#endif

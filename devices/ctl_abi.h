@@ -1,0 +1,38 @@
+/*
+ * The vm-fork control device: the guest ABI shared by the VMM and our guests.
+ * docs/guest-abi.md describes it for people. An MMIO page at VMFORK_CTL_BASE;
+ * every register is 64 bits wide and accessed with an aligned 8-byte access
+ * (other sizes and unknown offsets read as 0 and writes are ignored), so guest
+ * code at CPL3 can use it with plain loads and stores.
+ */
+#ifndef VMFORK_CTL_ABI_H
+#define VMFORK_CTL_ABI_H
+
+#define VMFORK_CTL_BASE     0xd0000000ULL
+#define VMFORK_CTL_SIZE     0x1000ULL
+
+#define VMFORK_CTL_MAGIC_VALUE 0x4b524f464d56ULL /* "VMFORK" little-endian */
+#define VMFORK_CTL_VERSION_VALUE 1ULL
+
+/* Register offsets. RO: read only, WO: write only. */
+#define VMFORK_CTL_MAGIC      0x00 /* RO: VMFORK_CTL_MAGIC_VALUE */
+#define VMFORK_CTL_VERSION    0x08 /* RO: ABI version */
+#define VMFORK_CTL_EXIT       0x10 /* WO: stop the VM; vm-fork exits with value & 0xff */
+#define VMFORK_CTL_LOG        0x18 /* WO: GPA of a struct vmfork_log_msg to print */
+#define VMFORK_CTL_CLONE_ID   0x20 /* RO: 0 for a VM that was booted, else its clone id */
+#define VMFORK_CTL_GENERATION 0x28 /* RO: fork depth: 0 booted, 1 its clone, ... */
+#define VMFORK_CTL_NCPUS      0x30 /* RO: vCPUs in this VM */
+#define VMFORK_CTL_REPORT     0x38 /* WO: append a value to the VM's report list (tests) */
+#define VMFORK_CTL_FORK       0x40 /* WO: fork request (count); reserved for the fork engine */
+#define VMFORK_CTL_FORK_RESULT 0x48 /* RO: result of the last fork request; reserved */
+#define VMFORK_CTL_CHILD_INDEX 0x50 /* RO: index among its siblings; reserved */
+
+#define VMFORK_LOG_MAX 4000 /* bytes of text per message; longer is cut */
+
+struct vmfork_log_msg {
+	unsigned int len;       /* bytes in text, no NUL needed */
+	unsigned int reserved;  /* 0 */
+	char text[];
+};
+
+#endif

@@ -1,0 +1,27 @@
+/* The i8042 bits Linux uses: its status port, and the reset pulse (0xfe to port 0x64). */
+#ifndef DEVICES_I8042_H
+#define DEVICES_I8042_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "devices/bus.h"
+
+struct i8042 {
+	pthread_mutex_t lock;
+	uint8_t cmd_byte;        /* controller command byte */
+	uint8_t pending_cmd;     /* command waiting for its data byte, 0 if none */
+	uint8_t out_buf;         /* byte the guest reads from port 0x60 */
+	int out_full;
+	void (*on_reset)(void *opaque); /* the guest asked for a CPU reset */
+	void *opaque;
+};
+
+void i8042_init(struct i8042 *kbd, void (*on_reset)(void *opaque), void *opaque);
+void i8042_destroy(struct i8042 *kbd);
+
+/* Register both as one device: ops dispatch on the port, so claim port 0x60 and 0x64 separately. */
+extern const struct bus_dev_ops i8042_data_ops; /* port 0x60, len 1 */
+extern const struct bus_dev_ops i8042_cmd_ops;  /* port 0x64, len 1 */
+
+#endif

@@ -1,0 +1,27 @@
+/* A 16550A UART (COM1 by default): transmit to a host callback, receive from the host. */
+#ifndef DEVICES_UART_H
+#define DEVICES_UART_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "devices/bus.h"
+
+struct uart_host {
+	/* Bytes the guest transmitted. Called with the UART's lock held. */
+	void (*tx)(void *opaque, const uint8_t *buf, size_t len);
+	/* Drive the interrupt line (level 0 or 1). Called with the UART's lock held. */
+	void (*set_irq)(void *opaque, int level);
+	void *opaque;
+};
+
+struct uart;
+
+int uart_create(struct uart **out, const struct uart_host *host);
+void uart_destroy(struct uart *uart);
+/* Queue bytes typed on the host; returns how many fit in the receive FIFO. */
+size_t uart_receive(struct uart *uart, const uint8_t *buf, size_t len);
+
+extern const struct bus_dev_ops uart_bus_ops; /* claim 8 ports */
+
+#endif
