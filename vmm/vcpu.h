@@ -1,0 +1,34 @@
+/* A vCPU: its KVM fd, its kvm_run page and the thread that runs it. */
+#ifndef VMM_VCPU_H
+#define VMM_VCPU_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+struct vm;
+struct boot_image;
+
+struct vcpu {
+	struct vm *vm;
+	unsigned index;           /* also its APIC id */
+	int fd;
+	struct kvm_run *run;
+	size_t run_size;
+	pthread_t thread;
+	bool started;
+};
+
+/* Create vCPU index with its CPUID, FPU, MSR and LAPIC set-up. */
+int vcpu_create(struct vm *vm, unsigned index, struct vcpu **out);
+/* Point the boot vCPU at the kernel (64-bit boot protocol). */
+int vcpu_set_boot_regs(struct vcpu *vcpu, const struct boot_image *kernel);
+int vcpu_start(struct vcpu *vcpu);
+/* Make the vCPU leave KVM_RUN soon; the thread then checks vm_stopping(). */
+void vcpu_kick(struct vcpu *vcpu);
+void vcpu_join(struct vcpu *vcpu);
+void vcpu_destroy(struct vcpu *vcpu);
+/* Print the registers that explain a crash (RIP, RSP, CR*, EFER, CS). */
+void vcpu_dump(struct vcpu *vcpu);
+
+#endif

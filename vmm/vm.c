@@ -1,0 +1,327 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "devices/ctl_abi.h"
+#include "devices/uart.h"
+#include "vmm/boot.h"
+#include "vmm/console.h"
+#include "vmm/log.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+#define MAX_KERNEL_SIZE (512 * MiB)
+#define MAX_INITRD_SIZE (2 * GiB)
+
+static int create_vm_fd(struct vm *vm)
+{
+	uint64_t ident = LAYOUT_KVM_IDENT_MAP;
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	int ret;
+
+	vm->fd = kvm_ioctl(vm->kvm->fd, KVM_CREATE_VM, 0);
+	if (vm->fd < 0)
+		return vm->fd;
+	/* Intel needs these three pages for real-mode emulation; they sit in the MMIO hole. */
+	ret = kvm_ioctl(vm->fd, KVM_SET_TSS_ADDR, (unsigned long)LAYOUT_KVM_TSS);
+	if (!ret && kvm_check_cap(vm->fd, KVM_CAP_SET_IDENTITY_MAP_ADDR))
+		ret = kvm_ioctl(vm->fd, KVM_SET_IDENTITY_MAP_ADDR, &ident);
+	if (!ret)
+		ret = kvm_ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0);
+	if (!ret)
+		ret = kvm_ioctl(vm->fd, KVM_CREATE_PIT2, &pit);
+	return ret;
+}
+
+static void uart_tx(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct vm *vm = opaque;
+
+	console_write(vm->console, buf, len);
+}
+
+static void uart_set_irq(void *opaque, int level)
+{
+	struct vm *vm = opaque;
+	struct kvm_irq_level irq = { .irq = COM1_IRQ, .level = (uint32_t)level };
+
+	kvm_ioctl(vm->fd, KVM_IRQ_LINE, &irq);
+}
+
+static void ctl_exit(void *opaque, int status)
+{
+	vm_request_stop(opaque, VM_STOP_GUEST_EXIT, status);
+}
+
+static void ctl_log(void *opaque, const char *text, size_t len)
+{
+	struct vm *vm = opaque;
+	uint8_t line[VMFORK_LOG_MAX + 1];
+
+	/* One write per line, so lines from several vCPUs never interleave. */
+	len = len < VMFORK_LOG_MAX ? len : VMFORK_LOG_MAX;
+	memcpy(line, text, len);
+	if (!len || line[len - 1] != '\n')
+		line[len++] = '\n';
+	console_write(vm->console, line, len);
+}
+
+static void ctl_report(void *opaque, uint64_t value)
+{
+	struct vm *vm = opaque;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->nreports < VM_MAX_REPORTS)
+		vm->reports[vm->nreports] = value;
+	vm->nreports++;
+	pthread_mutex_unlock(&vm->lock);
+	pr_info("guest report %u: %#llx (%llu)", vm->nreports - 1, (unsigned long long)value,
+		(unsigned long long)value);
+}
+
+static void kbd_reset(void *opaque)
+{
+	vm_request_stop(opaque, VM_STOP_RESET, 0);
+}
+
+static int create_devices(struct vm *vm, const struct vm_config *cfg)
+{
+	struct uart_host uart_host = { .tx = uart_tx, .set_irq = uart_set_irq, .opaque = vm };
+	struct ctl_host ctl_host = {
+		.exit = ctl_exit, .log = ctl_log, .report = ctl_report, .opaque = vm,
+	};
+	int ret = console_open(&vm->console, cfg->console ? cfg->console : "stdio");
+
+	if (ret < 0)
+		return ret;
+	ret = uart_create(&vm->uart, &uart_host);
+	if (ret < 0)
+		return ret;
+	i8042_init(&vm->kbd, kbd_reset, vm);
+	ctl_init(&vm->ctl, &vm->mem, &ctl_host, vm->ncpus);
+	ret = bus_register(&vm->bus, BUS_PIO, COM1_PORT, 8, &uart_bus_ops, vm->uart);
+	if (!ret)
+		ret = bus_register(&vm->bus, BUS_PIO, I8042_DATA_PORT, 1, &i8042_data_ops, &vm->kbd);
+	if (!ret)
+		ret = bus_register(&vm->bus, BUS_PIO, I8042_CMD_PORT, 1, &i8042_cmd_ops, &vm->kbd);
+	if (!ret)
+		ret = bus_register(&vm->bus, BUS_MMIO, VMFORK_CTL_BASE, VMFORK_CTL_SIZE, &ctl_bus_ops,
+				   &vm->ctl);
+	return ret;
+}
+
+static int check_config(const struct kvm_host *kvm, const struct vm_config *cfg)
+{
+	if (cfg->ncpus < 1 || cfg->ncpus > VM_MAX_CPUS || (int)cfg->ncpus > kvm->max_vcpus) {
+		pr_err("%u vCPUs: this host allows 1 to %d", cfg->ncpus,
+		       kvm->max_vcpus < VM_MAX_CPUS ? kvm->max_vcpus : VM_MAX_CPUS);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int vm_init(struct vm *vm, const struct vm_config *cfg)
+{
+	int ret = check_config(vm->kvm, cfg);
+
+	if (!ret && cfg->cpuid_mask)
+		ret = cpuid_mask_parse(cfg->cpuid_mask, &vm->cpuid_mask);
+	if (!ret)
+		ret = create_vm_fd(vm);
+	if (!ret)
+		ret = guest_mem_create(&vm->mem, cfg->mem_size, cfg->mem_path);
+	if (!ret)
+		ret = guest_mem_register(&vm->mem, vm->fd);
+	if (!ret)
+		ret = create_devices(vm, cfg);
+	for (unsigned i = 0; !ret && i < vm->ncpus; i++)
+		ret = vcpu_create(vm, i, &vm->vcpus[i]);
+	return ret;
+}
+
+int vm_create(struct vm **out, struct kvm_host *kvm, const struct vm_config *cfg)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	int ret;
+
+	if (!vm)
+		return -ENOMEM;
+	vm->kvm = kvm;
+	vm->fd = -1;
+	vm->mem.fd = -1;
+	vm->ncpus = cfg->ncpus;
+	bus_init(&vm->bus);
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->stopped, NULL);
+	ret = vm_init(vm, cfg);
+	if (ret < 0) {
+		vm_destroy(vm);
+		return ret;
+	}
+	*out = vm;
+	return 0;
+}
+
+static int load_initrd(struct vm *vm, const struct boot_image *kernel, const char *path,
+		       uint64_t *addr, uint64_t *size)
+{
+	uint8_t *data;
+	size_t len;
+	int ret;
+
+	*addr = *size = 0;
+	if (!path)
+		return 0;
+	ret = boot_read_file(path, MAX_INITRD_SIZE, &data, &len);
+	if (ret < 0)
+		return ret;
+	ret = boot_load_initrd(&vm->mem, kernel, data, len, addr);
+	free(data);
+	*size = len;
+	return ret;
+}
+
+int vm_boot(struct vm *vm, const struct vm_config *cfg)
+{
+	struct boot_image kernel;
+	uint64_t initrd_addr, initrd_size;
+	uint8_t *image;
+	size_t len;
+	int ret = boot_read_file(cfg->kernel, MAX_KERNEL_SIZE, &image, &len);
+
+	if (ret < 0)
+		return ret;
+	ret = boot_load_kernel(&vm->mem, image, len, &kernel);
+	free(image);
+	if (ret < 0)
+		return ret;
+	ret = load_initrd(vm, &kernel, cfg->initrd, &initrd_addr, &initrd_size);
+	if (!ret)
+		ret = boot_write_params(&vm->mem, &kernel, cfg->cmdline ? cfg->cmdline : "",
+					initrd_addr, initrd_size);
+	if (!ret)
+		ret = boot_write_tables(&vm->mem);
+	if (!ret)
+		ret = boot_write_mptable(&vm->mem, vm->ncpus);
+	if (!ret)
+		ret = vcpu_set_boot_regs(vm->vcpus[0], &kernel);
+	return ret;
+}
+
+static size_t console_rx(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct vm *vm = opaque;
+
+	return uart_receive(vm->uart, buf, len);
+}
+
+static void console_quit(void *opaque)
+{
+	vm_request_stop(opaque, VM_STOP_REQUESTED, 0);
+}
+
+int vm_start(struct vm *vm)
+{
+	int ret = 0;
+
+	for (unsigned i = 0; !ret && i < vm->ncpus; i++)
+		ret = vcpu_start(vm->vcpus[i]);
+	if (!ret)
+		ret = console_start_input(vm->console, console_rx, console_quit, vm);
+	if (ret < 0)
+		vm_request_stop(vm, VM_STOP_ERROR, 1);
+	return ret;
+}
+
+bool vm_stopping(struct vm *vm)
+{
+	return __atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE) != VM_RUNNING;
+}
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->stop_reason == VM_RUNNING) {
+		vm->exit_status = status;
+		__atomic_store_n(&vm->stop_reason, reason, __ATOMIC_RELEASE);
+	}
+	pthread_cond_broadcast(&vm->stopped);
+	pthread_mutex_unlock(&vm->lock);
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		if (vm->vcpus[i])
+			vcpu_kick(vm->vcpus[i]);
+}
+
+enum vm_stop_reason vm_wait(struct vm *vm)
+{
+	enum vm_stop_reason reason;
+
+	pthread_mutex_lock(&vm->lock);
+	while (vm->stop_reason == VM_RUNNING)
+		pthread_cond_wait(&vm->stopped, &vm->lock);
+	reason = vm->stop_reason;
+	pthread_mutex_unlock(&vm->lock);
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		if (vm->vcpus[i])
+			vcpu_join(vm->vcpus[i]);
+	return reason;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (!vm)
+		return;
+	if (!vm_stopping(vm))
+		vm_request_stop(vm, VM_STOP_REQUESTED, 0);
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		vcpu_destroy(vm->vcpus[i]);
+	if (vm->console)
+		console_close(vm->console);
+	if (vm->uart)
+		uart_destroy(vm->uart);
+	i8042_destroy(&vm->kbd);
+	ctl_destroy(&vm->ctl);
+	guest_mem_destroy(&vm->mem);
+	if (vm->fd >= 0)
+		close(vm->fd);
+	pthread_cond_destroy(&vm->stopped);
+	pthread_mutex_destroy(&vm->lock);
+	free(vm);
+}
+
+int vm_exit_code(struct vm *vm)
+{
+	int status;
+
+	pthread_mutex_lock(&vm->lock);
+	status = vm->exit_status;
+	pthread_mutex_unlock(&vm->lock);
+	return status;
+}
+
+const char *vm_stop_reason_name(enum vm_stop_reason reason)
+{
+	switch (reason) {
+	case VM_RUNNING: return "running";
+	case VM_STOP_GUEST_EXIT: return "guest exit";
+	case VM_STOP_RESET: return "guest reset";
+	case VM_STOP_POWEROFF: return "guest power-off";
+	case VM_STOP_TRIPLE_FAULT: return "triple fault";
+	case VM_STOP_ERROR: return "error";
+	case VM_STOP_REQUESTED: return "stopped by the host";
+	}
+	return "unknown";
+}
+
+unsigned vm_reports(struct vm *vm, uint64_t *out, unsigned max)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&vm->lock);
+	n = vm->nreports;
+	for (unsigned i = 0; i < n && i < max && i < VM_MAX_REPORTS; i++)
+		out[i] = vm->reports[i];
+	pthread_mutex_unlock(&vm->lock);
+	return n;
+}

@@ -1,0 +1,91 @@
+/*
+ * A VM: everything one guest owns, in one struct, so that one process can
+ * hold many (a parent and its clones, or many test VMs). Nothing here is
+ * global except the vCPU kick signal's no-op handler.
+ */
+#ifndef VMM_VM_H
+#define VMM_VM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/bus.h"
+#include "devices/ctl.h"
+#include "devices/i8042.h"
+#include "vmm/cpuid.h"
+#include "vmm/kvm.h"
+#include "vmm/layout.h"
+#include "vmm/memory.h"
+
+struct console;
+struct uart;
+struct vcpu;
+
+struct vm_config {
+	uint64_t mem_size;          /* bytes, a multiple of 2 MiB */
+	const char *mem_path;       /* NULL: guest RAM in an anonymous memfd */
+	unsigned ncpus;             /* 1..VM_MAX_CPUS */
+	const char *console;        /* console spec (vmm/console.h); NULL: "stdio" */
+	bool console_input;         /* read the console's input into the UART */
+	const char *cpuid_mask;     /* --cpuid-mask spec, or NULL */
+	/* What to boot (vm_boot()). */
+	const char *kernel;
+	const char *initrd;         /* or NULL */
+	const char *cmdline;        /* or NULL: empty */
+};
+
+enum vm_stop_reason {
+	VM_RUNNING = 0,
+	VM_STOP_GUEST_EXIT,   /* the guest wrote the control device's EXIT register */
+	VM_STOP_RESET,        /* i8042 reset pulse or KVM_SYSTEM_EVENT_RESET */
+	VM_STOP_POWEROFF,     /* KVM_SYSTEM_EVENT_SHUTDOWN */
+	VM_STOP_TRIPLE_FAULT, /* KVM_EXIT_SHUTDOWN */
+	VM_STOP_ERROR,        /* KVM refused to go on: emulation failure, failed entry, ... */
+	VM_STOP_REQUESTED,    /* the host asked (signal, console escape, API) */
+};
+
+#define VM_MAX_REPORTS 256
+
+struct vm {
+	struct kvm_host *kvm;
+	int fd;
+	struct guest_mem mem;
+	struct bus bus;
+	unsigned ncpus;
+	struct vcpu *vcpus[VM_MAX_CPUS];
+	struct cpuid_mask cpuid_mask;
+
+	struct console *console;
+	struct uart *uart;
+	struct i8042 kbd;
+	struct ctl_dev ctl;
+
+	pthread_mutex_t lock;         /* guards what follows */
+	pthread_cond_t stopped;
+	enum vm_stop_reason stop_reason;
+	int exit_status;
+	unsigned nreports;
+	uint64_t reports[VM_MAX_REPORTS];
+};
+
+/* Create a VM with its RAM, devices and vCPUs; nothing is loaded or running. */
+int vm_create(struct vm **out, struct kvm_host *kvm, const struct vm_config *cfg);
+/* Load cfg->kernel (+ initrd, command line) and point the boot vCPU at it. */
+int vm_boot(struct vm *vm, const struct vm_config *cfg);
+/* Start the vCPU threads (and console input). */
+int vm_start(struct vm *vm);
+/* Wait until the VM stops and its vCPU threads have ended; returns the reason. */
+enum vm_stop_reason vm_wait(struct vm *vm);
+/* Ask the VM to stop; the first reason given wins. Safe from any thread. */
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status);
+bool vm_stopping(struct vm *vm);
+void vm_destroy(struct vm *vm);
+
+/* The process exit status vm-fork uses for a stopped VM (see README). */
+int vm_exit_code(struct vm *vm);
+const char *vm_stop_reason_name(enum vm_stop_reason reason);
+/* Copy up to max report values; returns how many the guest reported. */
+unsigned vm_reports(struct vm *vm, uint64_t *out, unsigned max);
+
+#endif
