@@ -1,0 +1,158 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/harness.h"
+#include "vmm/kvm.h"
+
+const char *harness_kvm_unusable(void)
+{
+	if (access("/dev/kvm", F_OK) != 0)
+		return "/dev/kvm does not exist on this host (no KVM)";
+	if (access("/dev/kvm", R_OK | W_OK) != 0)
+		return "/dev/kvm is not readable and writable by this user";
+	return NULL;
+}
+
+bool harness_slow_host(void)
+{
+	struct stat st;
+
+	return stat("/sys/module/kvm_pvm", &st) == 0;
+}
+
+const char *harness_build_path(const char *rel)
+{
+	static __thread char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", VMFORK_BUILD_DIR, rel);
+	return path;
+}
+
+struct watchdog {
+	struct vm *vm;
+	unsigned timeout_s;
+	bool fired;
+};
+
+static void *watchdog_thread(void *arg)
+{
+	struct watchdog *w = arg;
+	struct timespec tick = { 0, 20 * 1000 * 1000 };
+
+	for (unsigned i = 0; i < w->timeout_s * 50u && !vm_stopping(w->vm); i++)
+		nanosleep(&tick, NULL);
+	if (!vm_stopping(w->vm)) {
+		w->fired = true;
+		vm_request_stop(w->vm, VM_STOP_REQUESTED, 124);
+	}
+	return NULL;
+}
+
+static void read_console(int fd, struct guest_result *res)
+{
+	ssize_t n = pread(fd, res->console, sizeof(res->console) - 1, 0);
+
+	res->console[n > 0 ? n : 0] = '\0';
+}
+
+static void run_to_end(struct vm *vm, const struct guest_opts *o, struct guest_result *res)
+{
+	struct watchdog w = { .vm = vm, .timeout_s = o->timeout_s ? o->timeout_s : 30 };
+	pthread_t t;
+
+	res->ret = vm_start(vm);
+	pthread_create(&t, NULL, watchdog_thread, &w);
+	res->reason = vm_wait(vm);
+	pthread_join(t, NULL);
+	res->timed_out = w.fired;
+	res->status = vm_exit_code(vm);
+	res->nreports = vm_reports(vm, res->reports, VM_MAX_REPORTS);
+}
+
+void harness_run_guest(const char *name, const struct guest_opts *o, struct guest_result *res)
+{
+	char kernel[4096], console[32];
+	int fd = memfd_create("guest-console", MFD_CLOEXEC);
+	struct vm_config cfg = {
+		.mem_size = o->mem ? o->mem : 64 * MiB,
+		.ncpus = o->ncpus ? o->ncpus : 1,
+		.console = console,
+		.kernel = kernel,
+		.cmdline = o->cmdline,
+	};
+	struct kvm_host kvm;
+	struct vm *vm = NULL;
+
+	memset(res, 0, sizeof(*res));
+	snprintf(kernel, sizeof(kernel), "%s/guest/%s.elf", VMFORK_BUILD_DIR, name);
+	snprintf(console, sizeof(console), "fd:%d", fd);
+	res->ret = kvm_host_open(&kvm, NULL);
+	if (res->ret < 0)
+		goto out;
+	res->ret = vm_create(&vm, &kvm, &cfg);
+	if (!res->ret)
+		res->ret = vm_boot(vm, &cfg);
+	if (!res->ret)
+		run_to_end(vm, o, res);
+	vm_destroy(vm);
+	kvm_host_close(&kvm);
+out:
+	read_console(fd, res);
+	close(fd);
+}
+
+static void child_exec(char *const argv[], int out_fd)
+{
+	char path[4096];
+
+	dup2(out_fd, STDOUT_FILENO);
+	dup2(out_fd, STDERR_FILENO);
+	if (argv[0][0] == '/')
+		snprintf(path, sizeof(path), "%s", argv[0]);
+	else
+		snprintf(path, sizeof(path), "%s/%s", VMFORK_BUILD_DIR, argv[0]);
+	execv(path, argv);
+	dprintf(STDERR_FILENO, "exec %s: %s\n", path, strerror(errno));
+	_exit(127);
+}
+
+int harness_run_cli(char *const argv[], char *out, size_t out_size, unsigned timeout_s)
+{
+	int fd = memfd_create("cli-output", MFD_CLOEXEC), status = 0;
+	pid_t pid = fork();
+	ssize_t n;
+
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDONLY);
+
+		dup2(devnull, STDIN_FILENO);
+		child_exec(argv, fd);
+	}
+	for (unsigned i = 0; i < timeout_s * 50u; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			break;
+		usleep(20000);
+		if (i + 1 == timeout_s * 50u) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			status = -1;
+		}
+	}
+	n = pread(fd, out, out_size - 1, 0);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+	if (status == -1)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}

@@ -1,0 +1,47 @@
+/* Running test guests and the vm-fork command from tests. */
+#ifndef TESTS_HARNESS_H
+#define TESTS_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmm/vm.h"
+
+/* Why KVM tests cannot run here, or NULL when /dev/kvm is usable. */
+const char *harness_kvm_unusable(void);
+/* True on a nested host whose guest CPL0 code is emulated (kvm_pvm): slower. */
+bool harness_slow_host(void);
+
+#define SKIP_WITHOUT_KVM()                                                        \
+	do {                                                                      \
+		const char *why_ = harness_kvm_unusable();                        \
+		if (why_)                                                         \
+			cr_skip_test("skipped: %s", why_);                        \
+	} while (0)
+
+struct guest_opts {
+	const char *cmdline;
+	unsigned ncpus;        /* 0: 1 */
+	uint64_t mem;          /* 0: 64 MiB */
+	unsigned timeout_s;    /* 0: 30 */
+};
+
+struct guest_result {
+	int ret;               /* vm_create/vm_boot/vm_start result */
+	enum vm_stop_reason reason;
+	int status;
+	bool timed_out;
+	unsigned nreports;
+	uint64_t reports[VM_MAX_REPORTS];
+	char console[64 * 1024]; /* NUL-terminated, cut if longer */
+};
+
+/* A path under the build directory, e.g. harness_build_path("guest/hello.elf"). */
+const char *harness_build_path(const char *rel);
+/* Boot build/guest/NAME.elf in this process and run it to the end. */
+void harness_run_guest(const char *name, const struct guest_opts *opts, struct guest_result *res);
+/* Run argv (argv[0] under the build dir if relative), collect stdout+stderr; returns the exit status, -1 on a timeout. */
+int harness_run_cli(char *const argv[], char *out, size_t out_size, unsigned timeout_s);
+
+#endif
