@@ -77,7 +77,7 @@ test: deps
 
 # Without the slow Linux boot tier.
 test-fast: all
-	$(Q)$(TEST_BIN) --filter='!linux/*'
+	$(Q)$(TEST_BIN) --filter='!linux_boot/*'
 
 clean:
 	rm -rf $(BUILD)

@@ -308,7 +308,8 @@ Test(console, socket_reconnect_and_stale_file)
 	int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
 	char spec[160];
 
-	strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
+	cr_assert(strlen(path) < sizeof(sa.sun_path));
+	memcpy(sa.sun_path, path, strlen(path) + 1);
 	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	close(lfd);
 	snprintf(spec, sizeof(spec), "socket:%s", path);

@@ -111,7 +111,7 @@ static bool init_seen(const char *out)
 	return strstr(out, INIT_LINE) != NULL;
 }
 
-Test(linux, boots_debian_kernel, .timeout = 150)
+Test(linux_boot, debian_kernel, .timeout = 150)
 {
 	char *kernel = find_kernel(), path[] = "/tmp/vm-fork-linux-XXXXXX", e820[BOOT_E820_MAX][128];
 	bool hw = !harness_slow_host();
