@@ -37,7 +37,8 @@ struct guest_result {
 	char console[64 * 1024]; /* NUL-terminated, cut if longer */
 };
 
-/* A path under the build directory, e.g. harness_build_path("guest/hello.elf"). */
+/* A path under the build directory, e.g. harness_build_path("guest/hello.elf"); the
+ * buffer is reused by the next call. */
 const char *harness_build_path(const char *rel);
 /* Boot build/guest/NAME.elf in this process and run it to the end. */
 void harness_run_guest(const char *name, const struct guest_opts *opts, struct guest_result *res);
