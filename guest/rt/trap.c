@@ -1,0 +1,83 @@
+/*
+ * Exceptions and unexpected interrupts, at CPL0. An exception at an address
+ * listed in the exception table is counted and resumed at its fixup; any
+ * other ends the VM with RT_EXIT_FAULT_BASE + vector after logging where it
+ * happened. A #UD at rt_park_insn is how CPL3 code asks to halt its CPU.
+ */
+#pragma GCC target("general-regs-only")
+#include "internal.h"
+
+struct extable_entry {
+	uint64_t key, fixup;
+};
+
+/* Defined by guest.ld around the .rt_extable input sections. */
+extern const struct extable_entry rt_extable_start[], rt_extable_end[];
+
+static volatile uint64_t counts[RT_NEXCEPTIONS];
+static volatile struct rt_fault last_fault;
+static volatile unsigned dying;
+
+static const char *const exception_names[RT_NEXCEPTIONS] = {
+	"#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow",
+	"#BR bound", "#UD invalid opcode", "#NM no FPU", "#DF double fault",
+	"coprocessor overrun", "#TS invalid TSS", "#NP segment not present",
+	"#SS stack fault", "#GP general protection", "#PF page fault", "reserved",
+	"#MF x87 error", "#AC alignment check", "#MC machine check", "#XM SIMD error",
+	"#VE virtualization", "#CP control protection",
+};
+
+static uint64_t extable_find(uint64_t rip)
+{
+	for (const struct extable_entry *e = rt_extable_start; e < rt_extable_end; e++)
+		if (e->key == rip)
+			return e->fixup;
+	return 0;
+}
+
+static rt_noreturn void die(const struct rt_trap_frame *f)
+{
+	unsigned v = f->vector;
+	int status = v < RT_NEXCEPTIONS ? RT_EXIT_FAULT_BASE + (int)v : RT_EXIT_BAD_IRQ;
+	const char *name = v < RT_NEXCEPTIONS ? exception_names[v] : "interrupt";
+
+	/* Only the first CPU to get here logs: a fault while logging must not loop. */
+	if (!__atomic_exchange_n(&dying, 1, __ATOMIC_SEQ_CST))
+		rt_printf("rt: unexpected %s (vector %u) at rip 0x%lx cpl %lu err 0x%lx "
+			  "cr2 0x%lx rsp 0x%lx apic %u: exit 0x%x\n",
+			  name ? name : "exception", v, f->rip, f->cs & 3, f->error,
+			  v == RT_VEC_PF ? read_cr2() : 0, f->rsp, lapic_read(LAPIC_ID) >> 24,
+			  status);
+	rt_exit(status);
+}
+
+void rt_trap(struct rt_trap_frame *f)
+{
+	uint64_t fixup;
+
+	if (f->vector == RT_VEC_UD && f->rip == (uintptr_t)rt_park_insn)
+		rt_park_cpl0();
+	fixup = f->vector < RT_NEXCEPTIONS ? extable_find(f->rip) : 0;
+	if (!fixup)
+		die(f);
+	last_fault.vector = f->vector;
+	last_fault.error = f->error;
+	last_fault.rip = f->rip;
+	last_fault.cr2 = f->vector == RT_VEC_PF ? read_cr2() : 0;
+	__atomic_fetch_add(&counts[f->vector], 1, __ATOMIC_SEQ_CST);
+	f->rip = fixup;
+}
+
+uint64_t rt_exception_count(unsigned vector)
+{
+	return vector < RT_NEXCEPTIONS ? counts[vector] : 0;
+}
+
+struct rt_fault rt_last_fault(void)
+{
+	struct rt_fault f = {
+		last_fault.vector, last_fault.error, last_fault.rip, last_fault.cr2,
+	};
+
+	return f;
+}
