@@ -28,6 +28,8 @@ GUEST_NAMES   := $(basename $(notdir $(wildcard guest/*.c)))
 GUESTS        := $(GUEST_NAMES:%=$(BUILD)/guest/%.elf)
 
 .PHONY: all deps demo test test-fast clean
+# Keep the guest runtime objects: every guest links them.
+.SECONDARY: $(GUEST_RT_OBJS) $(GUESTS:.elf=.o)
 INITRAMFS := $(BUILD)/linux/initramfs.cpio.gz
 all: $(TOOL) $(GUESTS) $(TEST_BIN) $(INITRAMFS)
 

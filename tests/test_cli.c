@@ -2,6 +2,8 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/harness.h"
@@ -87,4 +89,55 @@ Test(cli, bad_console_and_cpuid_mask)
 	cr_assert(strstr(out, "telnet:1"), "the error names the spec: %s", out);
 	cr_assert_eq(RUN("run", "--kernel", "guest/hello.elf", "--cpuid-mask", "warp-drive"), 1);
 	cr_assert(strstr(out, "warp-drive"), "%s", out);
+}
+
+Test(cli, exit_status_and_console)
+{
+	SKIP_WITHOUT_KVM();
+	char *exit_status = strdup(harness_build_path("guest/exit_status.elf"));
+	char *hello = strdup(harness_build_path("guest/hello.elf"));
+
+	cr_assert_eq(RUN("run", "--kernel", exit_status, "--cmdline", "status=7", "--mem", "32M"), 7,
+		     "%s", out);
+	cr_assert_eq(RUN("run", "--kernel", hello, "--mem", "64M"), 0);
+	cr_assert(strstr(out, "hello from vm-fork guest at CPL3"), "log lines reach stdout: %s", out);
+}
+
+Test(cli, sigterm_stops_cleanly, .timeout = 30)
+{
+	char console[] = "/tmp/vm-fork-sig-XXXXXX";
+	int fd = mkstemp(console), status;
+	pid_t pid;
+
+	SKIP_WITHOUT_KVM();
+	cr_assert(fd >= 0);
+	close(fd);
+	pid = fork();
+	if (pid == 0) {
+		char spec[64];
+
+		snprintf(spec, sizeof(spec), "file:%s", console);
+		char *kernel = strdup(harness_build_path("guest/wait_fork.elf"));
+
+		execl(harness_build_path("vm-fork"), "vm-fork", "run", "--kernel", kernel, "--mem", "32M", "--console", spec,
+		      (char *)NULL);
+		_exit(127);
+	}
+	/* wait until the guest runs, then ask it to stop */
+	for (int i = 0; i < 500; i++) {
+		char buf[256] = { 0 };
+		FILE *f = fopen(console, "r");
+		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+		if (f)
+			fclose(f);
+		if (n && strstr(buf, "wait_fork: ready"))
+			break;
+		usleep(20000);
+	}
+	kill(pid, SIGTERM);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	unlink(console);
+	cr_assert(WIFEXITED(status), "vm-fork exits, it is not killed");
+	cr_assert_eq(WEXITSTATUS(status), 128 + SIGTERM, "exit status %d", WEXITSTATUS(status));
 }
