@@ -90,6 +90,7 @@ void harness_run_guest(const char *name, const struct guest_opts *o, struct gues
 		.console = console,
 		.kernel = kernel,
 		.cmdline = o->cmdline,
+		.cpuid_mask = o->cpuid_mask,
 	};
 	struct kvm_host kvm;
 	struct vm *vm = NULL;

@@ -25,6 +25,7 @@ struct guest_opts {
 	unsigned ncpus;        /* 0: 1 */
 	uint64_t mem;          /* 0: 64 MiB */
 	unsigned timeout_s;    /* 0: 30 */
+	const char *cpuid_mask;
 };
 
 struct guest_result {

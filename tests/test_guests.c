@@ -7,6 +7,7 @@
 
 #include "devices/ctl_abi.h"
 #include "tests/harness.h"
+#include "vmm/vcpu.h"
 
 static struct guest_result res;
 
@@ -177,4 +178,46 @@ Test(guests, big_memory_layouts)
 		cr_assert_eq(res.ret, 0);
 		expect_exit("smp", 0);
 	}
+}
+
+Test(guests, cpuid_policy_seen_by_guest)
+{
+	struct guest_opts o = { .ncpus = 3 };
+
+	SKIP_WITHOUT_KVM();
+	harness_run_guest("cpuid", &o, &res);
+	expect_exit("cpuid", 0);
+	cr_assert(res.reports[0] & (1u << 31), "hypervisor bit");
+	cr_assert_eq((res.reports[1] >> 16) & 0xff, 3, "logical CPU count in leaf 1");
+	cr_assert_eq(res.reports[3], 0x4b4d564b, "KVM signature leaf kept");
+}
+
+/*
+ * The mask is checked in what KVM holds for the vCPU (KVM_GET_CPUID2), not
+ * through a guest: nested PVM hosts do not intercept CPUID, so there a guest
+ * sees the host's bits whatever KVM was given.
+ */
+Test(guests, cpuid_mask_reaches_kvm)
+{
+	struct vm_config cfg = { .mem_size = 16 * MiB, .ncpus = 2, .console = "none",
+				 .cpuid_mask = "x2apic,0x1:ecx:13" };
+	struct {
+		struct kvm_cpuid2 hdr;
+		struct kvm_cpuid_entry2 e[256];
+	} c = { .hdr.nent = 256 };
+	struct kvm_host kvm;
+	struct kvm_cpuid_entry2 *leaf1;
+	struct vm *vm;
+
+	SKIP_WITHOUT_KVM();
+	cr_assert_eq(kvm_host_open(&kvm, NULL), 0);
+	cr_assert_eq(vm_create(&vm, &kvm, &cfg), 0);
+	cr_assert_eq(kvm_ioctl(vm->vcpus[1]->fd, KVM_GET_CPUID2, &c), 0);
+	leaf1 = cpuid_find(&c.hdr, 1, 0);
+	cr_assert_not_null(leaf1);
+	cr_assert_eq(leaf1->ecx & ((1u << 21) | (1u << 13)), 0, "x2apic and cx16 hidden");
+	cr_assert(leaf1->ecx & (1u << 31), "hypervisor bit");
+	cr_assert_eq(leaf1->ebx >> 24, 1, "APIC id of vCPU 1");
+	vm_destroy(vm);
+	kvm_host_close(&kvm);
 }

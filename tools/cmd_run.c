@@ -37,7 +37,7 @@ void cmd_run_usage(FILE *out)
 		"                        stdio (default; Ctrl-A x quits), none, file:PATH,\n"
 		"                        socket:PATH (listens on a Unix socket), fd:N\n"
 		"      --cpuid-mask LIST hide CPU features: names (avx512f,x2apic,...) or\n"
-		"                        LEAF[.SUBLEAF]:REG:BIT, comma separated\n"
+		"                        LEAF[.SUBLEAF]:REG:BIT, comma separated ('help' lists names)\n"
 		"      --kvm PATH        the KVM device (default /dev/kvm)\n"
 		"  -v, --verbose         more messages (repeat for debug)\n"
 		"  -q, --quiet           errors only\n"
@@ -90,7 +90,13 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 		case 'c': o->vm.cmdline = optarg; break;
 		case 'M': o->vm.mem_path = optarg; break;
 		case 'C': o->vm.console = optarg; break;
-		case 'X': o->vm.cpuid_mask = optarg; break;
+		case 'X':
+			if (!strcmp(optarg, "help")) {
+				printf("CPU features --cpuid-mask knows: %s\n", cpuid_feature_names());
+				exit(0);
+			}
+			o->vm.cpuid_mask = optarg;
+			break;
 		case 'K': o->kvm_path = optarg; break;
 		case 'v': level = level < LOG_DEBUG ? level + 1 : LOG_DEBUG; break;
 		case 'q': level = LOG_ERROR; break;
