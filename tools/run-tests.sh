@@ -10,8 +10,6 @@ fi
 if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
 	echo "run-tests: /dev/kvm is not usable here: the guest tests will skip and say why"
 fi
-start=$(date +%s)
 "$bin" "$@"
 status=$?
-echo "run-tests: $(($(date +%s) - start)) s"
 exit $status
