@@ -6,7 +6,7 @@ Q       ?= @
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -Wmissing-prototypes \
            -D_GNU_SOURCE -pthread -I. -MMD -MP
-LDLIBS  += -lfdt -llzma -lz -lzstd -pthread
+LDLIBS  += -lfdt -llzma -lz -lzstd -lmicrohttpd -ljansson -lcurl -pthread
 
 LIB_SRCS  := $(sort $(wildcard vmm/*.c devices/*.c snapshot/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -27,7 +27,7 @@ GUEST_RT_OBJS := $(patsubst %,$(BUILD)/%.o,$(basename $(GUEST_RT_SRCS)))
 GUEST_NAMES   := $(basename $(notdir $(wildcard guest/*.c)))
 GUESTS        := $(GUEST_NAMES:%=$(BUILD)/guest/%.elf)
 
-.PHONY: all deps demo test test-fast clean
+.PHONY: all deps demo test test-fast bench clean
 # Keep the guest runtime objects: every guest links them.
 .SECONDARY: $(GUEST_RT_OBJS) $(GUESTS:.elf=.o)
 INITRAMFS := $(BUILD)/linux/initramfs.cpio.gz
@@ -64,6 +64,12 @@ $(BUILD)/tests/%.o: CFLAGS += -DVMFORK_BUILD_DIR='"$(abspath $(BUILD))"' \
 $(TEST_BIN): $(TEST_OBJS) $(LIB)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lcriterion -o $@
 
+# The benchmark (make bench): tools/bench/*.c linked with the library.
+BENCH_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard tools/bench/*.c)))
+BENCH      := $(BUILD)/vm-fork-bench
+$(BENCH): $(BENCH_OBJS) $(LIB)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lm -o $@
+
 # A busybox initramfs for the Linux boot tier (tests/test_linux.c).
 $(INITRAMFS): tools/make-initramfs.sh
 	$(Q)tools/make-initramfs.sh $@
@@ -76,6 +82,11 @@ demo: deps
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tools/run-tests.sh $(TEST_BIN)
+
+bench: deps
+	$(Q)tools/install-deps.sh configs/bench-packages.txt
+	$(Q)$(MAKE) --no-print-directory all $(BENCH)
+	$(Q)tools/bench/run.sh $(BUILD)
 
 # Without the slow Linux boot tier.
 test-fast: all

@@ -23,9 +23,24 @@
 #define VMFORK_CTL_GENERATION 0x28 /* RO: fork depth: 0 booted, 1 its clone, ... */
 #define VMFORK_CTL_NCPUS      0x30 /* RO: vCPUs in this VM */
 #define VMFORK_CTL_REPORT     0x38 /* WO: append a value to the VM's report list (tests) */
-#define VMFORK_CTL_FORK       0x40 /* WO: fork request (count); reserved for the fork engine */
-#define VMFORK_CTL_FORK_RESULT 0x48 /* RO: result of the last fork request; reserved */
-#define VMFORK_CTL_CHILD_INDEX 0x50 /* RO: index among its siblings; reserved */
+/*
+ * Guest-requested fork, with fork() semantics. Writing N (1..VMFORK_MAX_GUEST_FORK)
+ * to FORK forks the VM into N children; the write completes in the parent and in
+ * every child, which all continue after it. Then:
+ *   parent: FORK_RESULT = N (or a negative errno, two's complement: nothing was
+ *           forked), FORK_FIRST_ID = the clone id of child 1 (children get
+ *           consecutive ids), CHILD_INDEX unchanged;
+ *   child i (1..N): FORK_RESULT = 0, CHILD_INDEX = i, CLONE_ID its own id,
+ *           GENERATION = the parent's + 1.
+ * Forks made by the host (API, CLI) change CLONE_ID, GENERATION and CHILD_INDEX
+ * in the children the same way; a guest that must notice polls them.
+ */
+#define VMFORK_CTL_FORK        0x40 /* WO: fork into N children */
+#define VMFORK_CTL_FORK_RESULT 0x48 /* RO: see above; 0 before any fork */
+#define VMFORK_CTL_CHILD_INDEX 0x50 /* RO: 0 in a booted VM, i in child i of a fork */
+#define VMFORK_CTL_FORK_FIRST_ID 0x58 /* RO: parent: clone id of child 1 of its last fork */
+
+#define VMFORK_MAX_GUEST_FORK 64
 
 #define VMFORK_LOG_MAX 4000 /* bytes of text per message; longer is cut */
 

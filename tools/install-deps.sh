@@ -1,9 +1,10 @@
 #!/bin/sh
-# Install the Debian packages in configs/debian-packages.txt that are missing.
+# Install the Debian packages listed in a file (default configs/debian-packages.txt)
+# that are missing.
 # Run as root (or with sudo available); does nothing when all are present.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
-list="$here/configs/debian-packages.txt"
+list=${1:-"$here/configs/debian-packages.txt"}
 missing=""
 for pkg in $(grep -v '^#' "$list"); do
 	status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)

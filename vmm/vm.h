@@ -47,8 +47,16 @@ enum vm_stop_reason {
 
 #define VM_MAX_REPORTS 256
 
+enum vm_run_state { VM_STATE_CREATED, VM_STATE_RUNNING, VM_STATE_PAUSED, VM_STATE_STOPPED };
+
+struct vmm;
+
 struct vm {
 	struct kvm_host *kvm;
+	struct vmm *vmm;              /* the registry it belongs to, or NULL */
+	uint64_t id;                  /* clone id: 0 for the first booted VM */
+	uint64_t parent_id;           /* == id for a booted VM */
+	char console_spec[256];
 	int fd;
 	struct guest_mem mem;
 	struct bus bus;
@@ -81,6 +89,16 @@ enum vm_stop_reason vm_wait(struct vm *vm);
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status);
 bool vm_stopping(struct vm *vm);
 void vm_destroy(struct vm *vm);
+
+/*
+ * Pause every vCPU at a consistent point (pending I/O completed) and keep it
+ * out of the guest until vm_resume(). Returns 0, or -EINVAL when the VM is
+ * not running. Safe from any thread except the VM's own vCPU threads.
+ */
+int vm_pause(struct vm *vm);
+int vm_resume(struct vm *vm);
+enum vm_run_state vm_run_state(struct vm *vm);
+const char *vm_run_state_name(enum vm_run_state state);
 
 /* The process exit status vm-fork uses for a stopped VM (see README). */
 int vm_exit_code(struct vm *vm);

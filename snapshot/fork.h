@@ -1,0 +1,48 @@
+/*
+ * Forking a running VM copy-on-write.
+ *
+ * vm_fork() pauses every vCPU of the parent at a consistent point, captures
+ * the complete vCPU, VM and device state, and creates count children (from
+ * warm shells when the vmm has them) whose RAM maps the parent's frozen base
+ * MAP_PRIVATE. The base never changes again: at the first fork the parent
+ * itself moves to a MAP_PRIVATE mapping of it and the memfd is sealed against
+ * writes. Pages the parent wrote since the base was frozen are copied into
+ * each child. Children continue from the same instruction with the same
+ * registers, devices and memory, each with its own id and console.
+ */
+#ifndef SNAPSHOT_FORK_H
+#define SNAPSHOT_FORK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vm;
+
+#define FORK_MAX_COUNT 4096
+
+struct fork_request {
+	unsigned count;             /* 1..FORK_MAX_COUNT */
+	bool start_children;        /* run them at once (else they stay paused) */
+	bool resume_parent;         /* let the parent go on afterwards (else it stays paused) */
+};
+
+struct fork_stats {
+	uint64_t paused_ns;         /* parent's vCPUs out of the guest */
+	uint64_t freeze_ns;         /* freezing the base (first fork only) */
+	uint64_t capture_ns;        /* reading vCPU, VM and device state */
+	uint64_t children_ns;       /* making the children runnable */
+	uint64_t total_ns;
+	uint64_t pages_copied;      /* parent's private pages copied into each child */
+	unsigned from_shells;       /* children that came from warm shells */
+};
+
+/*
+ * Fork parent (registered in a vmm) into req->count children, returned
+ * referenced in children[] (vmm_put() them) and registered in the vmm.
+ * Returns 0, or -errno with the parent left as it was (running if it ran):
+ * -EINVAL (bad count, parent stopped), -ENOMEM, -ENOSPC, or what KVM said.
+ */
+int vm_fork(struct vm *parent, const struct fork_request *req, struct vm **children,
+	    struct fork_stats *stats);
+
+#endif

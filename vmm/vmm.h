@@ -1,0 +1,53 @@
+/*
+ * A VMM process: the KVM handle, every VM it runs (booted ones and their
+ * clones) by id, clone-id allocation, and the warm shells forks draw on.
+ * All of it is in this one struct; a process may even hold several.
+ *
+ * Lifetime: a VM stays registered after it stops (its state can be read)
+ * until vmm_remove() or vmm_destroy(). vmm_get() returns a VM with a
+ * reference held; vmm_put() drops it. A removed VM is destroyed when its last
+ * reference goes.
+ */
+#ifndef VMM_VMM_H
+#define VMM_VMM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/kvm.h"
+
+struct vm;
+struct vm_config;
+struct shell_pool;
+
+struct vmm {
+	struct kvm_host kvm;
+	pthread_mutex_t lock;       /* guards the table and the id counter */
+	pthread_cond_t changed;     /* a VM was added, stopped or removed */
+	struct vm **vms;
+	unsigned nvms, cap;
+	uint64_t next_id;           /* 0 is the first booted VM */
+	struct shell_pool *shells;  /* NULL: forks create VMs cold */
+	const char *clone_console;  /* console spec for clones; "%u" becomes the clone id */
+};
+
+int vmm_init(struct vmm *vmm, const char *kvm_path);
+/* Stops and destroys every VM. */
+void vmm_destroy(struct vmm *vmm);
+
+/* Register a VM and give it the next id (vm->id). */
+int vmm_add(struct vmm *vmm, struct vm *vm);
+/* Reserve n consecutive ids; returns the first. */
+uint64_t vmm_alloc_ids(struct vmm *vmm, unsigned n);
+/* The VM with this id, referenced, or NULL. */
+struct vm *vmm_get(struct vmm *vmm, uint64_t id);
+void vmm_put(struct vmm *vmm, struct vm *vm);
+/* Stop the VM if it runs and unregister it. -ENOENT if unknown. */
+int vmm_remove(struct vmm *vmm, uint64_t id);
+/* Copy up to max ids of registered VMs; returns how many are registered. */
+unsigned vmm_list(struct vmm *vmm, uint64_t *ids, unsigned max);
+/* Wait until no registered VM is running (or timeout_ms passes, 0: forever). */
+bool vmm_wait_all_stopped(struct vmm *vmm, unsigned timeout_ms);
+
+#endif
