@@ -48,6 +48,7 @@ static void ctl_read_reg(struct ctl_dev *ctl, uint64_t offset, uint64_t *val)
 	case VMFORK_CTL_NCPUS: *val = ctl->ncpus; break;
 	case VMFORK_CTL_FORK_RESULT: *val = ctl->fork_result; break;
 	case VMFORK_CTL_CHILD_INDEX: *val = ctl->child_index; break;
+	case VMFORK_CTL_FORK_FIRST_ID: *val = ctl->fork_first_id; break;
 	default:
 		*val = 0;
 		ctl->bad_accesses++;
@@ -87,11 +88,42 @@ static void ctl_log(struct ctl_dev *ctl, uint64_t gpa)
 		ctl->host.log(ctl->host.opaque, text, len);
 }
 
-static void ctl_fork(struct ctl_dev *ctl)
+static void ctl_fork(struct ctl_dev *ctl, uint64_t count)
 {
-	/* The fork engine will take over here; until then every request fails cleanly. */
+	if (ctl->host.fork) {
+		ctl->host.fork(ctl->host.opaque, count);
+		return;
+	}
+	ctl_set_fork_result(ctl, -ENOSYS, 0);
+}
+
+void ctl_set_fork_result(struct ctl_dev *ctl, int64_t result, uint64_t first_id)
+{
 	pthread_mutex_lock(&ctl->lock);
-	ctl->fork_result = (uint64_t)-ENOSYS;
+	ctl->fork_result = (uint64_t)result;
+	ctl->fork_first_id = first_id;
+	pthread_mutex_unlock(&ctl->lock);
+}
+
+void ctl_save(struct ctl_dev *ctl, struct ctl_state *st)
+{
+	pthread_mutex_lock(&ctl->lock);
+	*st = (struct ctl_state){
+		.clone_id = ctl->clone_id, .generation = ctl->generation,
+		.child_index = ctl->child_index, .fork_result = ctl->fork_result,
+		.fork_first_id = ctl->fork_first_id,
+	};
+	pthread_mutex_unlock(&ctl->lock);
+}
+
+void ctl_restore(struct ctl_dev *ctl, const struct ctl_state *st)
+{
+	pthread_mutex_lock(&ctl->lock);
+	ctl->clone_id = st->clone_id;
+	ctl->generation = st->generation;
+	ctl->child_index = st->child_index;
+	ctl->fork_result = st->fork_result;
+	ctl->fork_first_id = st->fork_first_id;
 	pthread_mutex_unlock(&ctl->lock);
 }
 
@@ -107,7 +139,7 @@ static void ctl_write_reg(struct ctl_dev *ctl, uint64_t offset, uint64_t val)
 		if (ctl->host.report)
 			ctl->host.report(ctl->host.opaque, val);
 		break;
-	case VMFORK_CTL_FORK: ctl_fork(ctl); break; /* the count is for the fork engine */
+	case VMFORK_CTL_FORK: ctl_fork(ctl, val); break;
 	default: ctl_count_bad(ctl); break;
 	}
 }

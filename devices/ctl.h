@@ -12,6 +12,11 @@ struct ctl_host {
 	void (*exit)(void *opaque, int status);
 	void (*log)(void *opaque, const char *text, size_t len);
 	void (*report)(void *opaque, uint64_t value);
+	/*
+	 * The guest wrote count to FORK. Runs on the writing vCPU's thread with no
+	 * device lock held; it sets the result with ctl_set_fork_result().
+	 */
+	void (*fork)(void *opaque, uint64_t count);
 	void *opaque;
 };
 
@@ -21,9 +26,18 @@ struct ctl_dev {
 	struct ctl_host host;
 	uint64_t clone_id, generation, child_index;
 	uint64_t ncpus;
-	uint64_t fork_result;
+	uint64_t fork_result, fork_first_id;
 	uint64_t bad_accesses;        /* wrong size, misaligned, unknown offset, bad GPA */
 };
+
+/* The guest-visible identity and fork registers: what a fork or snapshot carries. */
+struct ctl_state {
+	uint64_t clone_id, generation, child_index, fork_result, fork_first_id;
+};
+
+void ctl_save(struct ctl_dev *ctl, struct ctl_state *st);
+void ctl_restore(struct ctl_dev *ctl, const struct ctl_state *st);
+void ctl_set_fork_result(struct ctl_dev *ctl, int64_t result, uint64_t first_id);
 
 void ctl_init(struct ctl_dev *ctl, const struct guest_mem *mem, const struct ctl_host *host,
 	      uint64_t ncpus);

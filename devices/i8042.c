@@ -145,3 +145,23 @@ const struct bus_dev_ops i8042_cmd_ops = {
 	.name = "i8042-cmd",
 	.io = i8042_cmd_io,
 };
+
+void i8042_save(struct i8042 *kbd, struct i8042_state *st)
+{
+	pthread_mutex_lock(&kbd->lock);
+	*st = (struct i8042_state){
+		.cmd_byte = kbd->cmd_byte, .pending_cmd = kbd->pending_cmd,
+		.out_buf = kbd->out_buf, .out_full = (uint8_t)!!kbd->out_full,
+	};
+	pthread_mutex_unlock(&kbd->lock);
+}
+
+void i8042_restore(struct i8042 *kbd, const struct i8042_state *st)
+{
+	pthread_mutex_lock(&kbd->lock);
+	kbd->cmd_byte = st->cmd_byte;
+	kbd->pending_cmd = st->pending_cmd;
+	kbd->out_buf = st->out_buf;
+	kbd->out_full = !!st->out_full;
+	pthread_mutex_unlock(&kbd->lock);
+}

@@ -17,6 +17,14 @@ struct i8042 {
 	void *opaque;
 };
 
+/* What a fork or snapshot carries. */
+struct i8042_state {
+	uint8_t cmd_byte, pending_cmd, out_buf, out_full;
+};
+
+void i8042_save(struct i8042 *kbd, struct i8042_state *st);
+void i8042_restore(struct i8042 *kbd, const struct i8042_state *st);
+
 void i8042_init(struct i8042 *kbd, void (*on_reset)(void *opaque), void *opaque);
 void i8042_destroy(struct i8042 *kbd);
 

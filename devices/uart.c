@@ -373,3 +373,40 @@ const struct bus_dev_ops uart_bus_ops = {
 	.name = "uart-16550a",
 	.io = uart_io,
 };
+
+void uart_save(struct uart *u, struct uart_state *st)
+{
+	pthread_mutex_lock(&u->lock);
+	*st = (struct uart_state){
+		.ier = u->ier, .fcr = u->fcr, .lcr = u->lcr, .mcr = u->mcr, .lsr = u->lsr,
+		.msr = u->msr, .scr = u->scr, .dll = u->dll, .dlm = u->dlm,
+		.thr_pending = u->thr_pending, .rx_head = u->rx_head, .rx_count = u->rx_count,
+	};
+	memcpy(st->rx, u->rx, sizeof(st->rx));
+	pthread_mutex_unlock(&u->lock);
+}
+
+int uart_restore(struct uart *u, const struct uart_state *st)
+{
+	_Static_assert(sizeof(st->rx) == UART_FIFO_SIZE, "FIFO sizes differ");
+	if (st->rx_head >= UART_FIFO_SIZE || st->rx_count > UART_FIFO_SIZE)
+		return -EINVAL;
+	pthread_mutex_lock(&u->lock);
+	u->ier = st->ier;
+	u->fcr = st->fcr;
+	u->lcr = st->lcr;
+	u->mcr = st->mcr;
+	u->lsr = st->lsr;
+	u->msr = st->msr;
+	u->scr = st->scr;
+	u->dll = st->dll;
+	u->dlm = st->dlm;
+	u->thr_pending = st->thr_pending;
+	memcpy(u->rx, st->rx, sizeof(u->rx));
+	u->rx_head = st->rx_head;
+	u->rx_count = st->rx_count;
+	u->irq_level = -1; /* the new VM's line is unknown: drive it either way */
+	uart_update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+	return 0;
+}

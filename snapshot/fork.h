@@ -22,7 +22,7 @@ struct vm;
 
 struct fork_request {
 	unsigned count;             /* 1..FORK_MAX_COUNT */
-	bool start_children;        /* run them at once (else they stay paused) */
+	bool start_children;        /* run them at once (else they are paused: vm_resume() runs them) */
 	bool resume_parent;         /* let the parent go on afterwards (else it stays paused) */
 };
 
@@ -44,5 +44,13 @@ struct fork_stats {
  */
 int vm_fork(struct vm *parent, const struct fork_request *req, struct vm **children,
 	    struct fork_stats *stats);
+
+/*
+ * The guest wrote count to the control device's FORK register; self is the
+ * vCPU that wrote it (the calling thread). Forks with fork() semantics and
+ * sets FORK_RESULT / FORK_FIRST_ID (devices/ctl_abi.h).
+ */
+struct vcpu;
+void vm_guest_fork(struct vm *vm, struct vcpu *self, uint64_t count);
 
 #endif

@@ -46,4 +46,8 @@ void harness_run_guest(const char *name, const struct guest_opts *opts, struct g
 /* Run argv (argv[0] under the build dir if relative), collect stdout+stderr; returns the exit status, -1 on a timeout. */
 int harness_run_cli(char *const argv[], char *out, size_t out_size, unsigned timeout_s);
 
+/* Open file descriptors of this process, and its resident set in KiB. */
+unsigned harness_open_fds(void);
+long harness_rss_kib(void);
+
 #endif

@@ -71,8 +71,8 @@ int guest_mem_create(struct guest_mem *mem, uint64_t size, const char *path)
 		close(fd);
 		return err;
 	}
-	madvise(host, size, MADV_MERGEABLE);
 	mem->fd = fd;
+	mem->is_memfd = path == NULL;
 	mem->size = size;
 	mem->host = host;
 	mem->nregions = guest_mem_layout(size, mem->regions);

@@ -21,7 +21,9 @@ struct mem_region {
 };
 
 struct guest_mem {
-	int fd;             /* backing file, owned */
+	int fd;             /* backing file (or the frozen base of a clone), owned; -1 in a bare shell */
+	bool is_memfd;      /* fd is a memfd that can be sealed */
+	bool frozen;        /* fd is a frozen base: never written again, mapped MAP_PRIVATE */
 	uint64_t size;      /* total RAM in bytes */
 	uint8_t *host;      /* host mapping of the whole file */
 	unsigned nregions;
@@ -50,6 +52,34 @@ void *gpa_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
 /* Copy helpers on top of gpa_ptr; return 0 or -EFAULT. */
 int guest_write(const struct guest_mem *mem, uint64_t gpa, const void *src, uint64_t len);
 int guest_read(const struct guest_mem *mem, uint64_t gpa, void *dst, uint64_t len);
+
+/*
+ * Freeze the backing file as a base: remap this VM's own range MAP_PRIVATE
+ * over it at the same address (KVM's memory slots stay valid) and seal a
+ * memfd against writes, so the kernel enforces that clones' base never
+ * changes. The VM must be paused. No-op when already frozen.
+ */
+int guest_mem_freeze(struct guest_mem *mem);
+
+/* Reserve a host range for size bytes of RAM with no file behind it yet (a warm shell). */
+int guest_mem_reserve(struct guest_mem *mem, uint64_t size);
+/*
+ * Map base's frozen file MAP_PRIVATE over mem's range (reserved, or mapped
+ * before); mem takes its own reference on the file. Sizes must match.
+ */
+int guest_mem_map_base(struct guest_mem *mem, const struct guest_mem *base);
+
+/* Byte ranges (offsets into the RAM) a frozen VM has written since its base was frozen. */
+struct mem_ranges {
+	unsigned n, cap;
+	struct { uint64_t off, len; } *r;
+	uint64_t pages;
+};
+int guest_mem_private_ranges(const struct guest_mem *mem, struct mem_ranges *out);
+void mem_ranges_free(struct mem_ranges *ranges);
+/* Copy those ranges from src into dst (both map the same base). */
+void guest_mem_copy_ranges(const struct guest_mem *src, struct guest_mem *dst,
+			   const struct mem_ranges *ranges);
 
 /* Highest guest-physical address + 1 that is RAM below 4 GiB. */
 uint64_t guest_mem_low_end(const struct guest_mem *mem);

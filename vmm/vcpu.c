@@ -21,6 +21,14 @@
 #define APIC_MODE_NMI    (4u << 8)
 #define APIC_MODE_EXTINT (7u << 8)
 
+/* Set on each vCPU thread, so device callbacks can tell which vCPU is calling. */
+static __thread struct vcpu *current_vcpu;
+
+struct vcpu *vcpu_self(void)
+{
+	return current_vcpu;
+}
+
 /* The kick signal: its handler does nothing; delivery alone makes KVM_RUN return EINTR. */
 static void kick_handler(int sig)
 {
@@ -250,17 +258,53 @@ static void handle_exit(struct vcpu *vcpu)
 	}
 }
 
+void vcpu_complete_exit(struct vcpu *vcpu)
+{
+	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	kvm_ioctl_quiet(vcpu->fd, KVM_RUN, 0, EINTR);
+}
+
+/* Stay out of the guest while the VM is paused, with the last exit completed. */
+static void vcpu_park(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+
+	vcpu_complete_exit(vcpu);
+	pthread_mutex_lock(&vm->lock);
+	vm->nparked++;
+	pthread_cond_broadcast(&vm->parked);
+	while (vm->pause_requested && vm->stop_reason == VM_RUNNING)
+		pthread_cond_wait(&vm->resumed, &vm->lock);
+	vm->nparked--;
+	pthread_mutex_unlock(&vm->lock);
+}
+
+static bool pause_requested(struct vm *vm)
+{
+	return __atomic_load_n(&vm->pause_requested, __ATOMIC_ACQUIRE);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
 	sigset_t kick;
 
+	current_vcpu = vcpu;
 	sigemptyset(&kick);
 	sigaddset(&kick, kick_signal());
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
-	while (!vm_stopping(vcpu->vm)) {
-		int ret = kvm_ioctl_quiet(vcpu->fd, KVM_RUN, 0, EAGAIN);
+	for (;;) {
+		int ret;
 
+		/* Cleared before the checks: a kick after this point is seen by KVM_RUN. */
+		__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+		if (vm_stopping(vcpu->vm))
+			break;
+		if (pause_requested(vcpu->vm)) {
+			vcpu_park(vcpu);
+			continue;
+		}
+		ret = kvm_ioctl_quiet(vcpu->fd, KVM_RUN, 0, EAGAIN);
 		if (ret == -EINTR || ret == -EAGAIN)
 			continue;
 		if (ret < 0) {
@@ -269,6 +313,7 @@ static void *vcpu_thread(void *arg)
 		}
 		handle_exit(vcpu);
 	}
+	vm_vcpu_exited(vcpu->vm);
 	return NULL;
 }
 

@@ -24,8 +24,16 @@ int vcpu_create(struct vm *vm, unsigned index, struct vcpu **out);
 /* Point the boot vCPU at the kernel (64-bit boot protocol). */
 int vcpu_set_boot_regs(struct vcpu *vcpu, const struct boot_image *kernel);
 int vcpu_start(struct vcpu *vcpu);
-/* Make the vCPU leave KVM_RUN soon; the thread then checks vm_stopping(). */
+/* Make the vCPU leave KVM_RUN soon; the thread then checks vm_stopping() and pauses. */
 void vcpu_kick(struct vcpu *vcpu);
+/*
+ * Complete the exit the vCPU is in (KVM finishes an I/O or MMIO instruction
+ * only on the next KVM_RUN) without running the guest further: re-enter with
+ * immediate_exit set. Only from the vCPU's own thread.
+ */
+void vcpu_complete_exit(struct vcpu *vcpu);
+/* The vCPU whose thread calls this, or NULL on any other thread. */
+struct vcpu *vcpu_self(void);
 void vcpu_join(struct vcpu *vcpu);
 void vcpu_destroy(struct vcpu *vcpu);
 /* Print the registers that explain a crash (RIP, RSP, CR*, EFER, CS). */

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,6 +11,8 @@
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
+#include "vmm/vmm.h"
+#include "snapshot/fork.h"
 
 #define MAX_KERNEL_SIZE (512 * MiB)
 #define MAX_INITRD_SIZE (2 * GiB)
@@ -80,18 +83,25 @@ static void ctl_report(void *opaque, uint64_t value)
 		(unsigned long long)value);
 }
 
+/* A guest-requested fork runs on the vCPU thread that wrote the FORK register. */
+static void ctl_fork_request(void *opaque, uint64_t count)
+{
+	vm_guest_fork(opaque, vcpu_self(), count);
+}
+
 static void kbd_reset(void *opaque)
 {
 	vm_request_stop(opaque, VM_STOP_RESET, 0);
 }
 
-static int create_devices(struct vm *vm, const struct vm_config *cfg)
+static int create_devices(struct vm *vm, const char *console)
 {
 	struct uart_host uart_host = { .tx = uart_tx, .set_irq = uart_set_irq, .opaque = vm };
 	struct ctl_host ctl_host = {
-		.exit = ctl_exit, .log = ctl_log, .report = ctl_report, .opaque = vm,
+		.exit = ctl_exit, .log = ctl_log, .report = ctl_report, .fork = ctl_fork_request,
+		.opaque = vm,
 	};
-	int ret = console_open(&vm->console, cfg->console ? cfg->console : "stdio");
+	int ret = vm_set_console(vm, console ? console : "stdio");
 
 	if (ret < 0)
 		return ret;
@@ -121,6 +131,15 @@ static int check_config(const struct kvm_host *kvm, const struct vm_config *cfg)
 	return 0;
 }
 
+static int create_vcpus(struct vm *vm)
+{
+	int ret = 0;
+
+	for (unsigned i = 0; !ret && i < vm->ncpus; i++)
+		ret = vcpu_create(vm, i, &vm->vcpus[i]);
+	return ret;
+}
+
 static int vm_init(struct vm *vm, const struct vm_config *cfg)
 {
 	int ret = check_config(vm->kvm, cfg);
@@ -134,32 +153,92 @@ static int vm_init(struct vm *vm, const struct vm_config *cfg)
 	if (!ret)
 		ret = guest_mem_register(&vm->mem, vm->fd);
 	if (!ret)
-		ret = create_devices(vm, cfg);
-	for (unsigned i = 0; !ret && i < vm->ncpus; i++)
-		ret = vcpu_create(vm, i, &vm->vcpus[i]);
+		ret = create_devices(vm, cfg->console);
+	if (!ret)
+		ret = create_vcpus(vm);
 	return ret;
+}
+
+static struct vm *vm_alloc(struct kvm_host *kvm, unsigned ncpus)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+
+	if (!vm)
+		return NULL;
+	vm->kvm = kvm;
+	vm->id = vm->parent_id = VM_ID_NONE;
+	vm->fd = -1;
+	vm->mem.fd = -1;
+	vm->ncpus = ncpus;
+	bus_init(&vm->bus);
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_mutex_init(&vm->op_lock, NULL);
+	pthread_cond_init(&vm->stopped, NULL);
+	pthread_cond_init(&vm->parked, NULL);
+	pthread_cond_init(&vm->resumed, NULL);
+	return vm;
 }
 
 int vm_create(struct vm **out, struct kvm_host *kvm, const struct vm_config *cfg)
 {
-	struct vm *vm = calloc(1, sizeof(*vm));
+	struct vm *vm = vm_alloc(kvm, cfg->ncpus);
 	int ret;
 
 	if (!vm)
 		return -ENOMEM;
-	vm->kvm = kvm;
-	vm->fd = -1;
-	vm->mem.fd = -1;
-	vm->ncpus = cfg->ncpus;
-	bus_init(&vm->bus);
-	pthread_mutex_init(&vm->lock, NULL);
-	pthread_cond_init(&vm->stopped, NULL);
 	ret = vm_init(vm, cfg);
 	if (ret < 0) {
 		vm_destroy(vm);
 		return ret;
 	}
 	*out = vm;
+	return 0;
+}
+
+static int shell_init(struct vm *vm, uint64_t mem_size, const struct cpuid_mask *mask)
+{
+	int ret = create_vm_fd(vm);
+
+	if (mask)
+		vm->cpuid_mask = *mask;
+	if (!ret)
+		ret = guest_mem_reserve(&vm->mem, mem_size);
+	if (!ret)
+		ret = guest_mem_register(&vm->mem, vm->fd);
+	if (!ret)
+		ret = create_devices(vm, "none");
+	if (!ret)
+		ret = create_vcpus(vm);
+	return ret;
+}
+
+int vm_create_shell(struct vm **out, struct kvm_host *kvm, uint64_t mem_size, unsigned ncpus,
+		    const struct cpuid_mask *mask)
+{
+	struct vm *vm = vm_alloc(kvm, ncpus);
+	int ret;
+
+	if (!vm)
+		return -ENOMEM;
+	ret = shell_init(vm, mem_size, mask);
+	if (ret < 0) {
+		vm_destroy(vm);
+		return ret;
+	}
+	*out = vm;
+	return 0;
+}
+
+int vm_set_console(struct vm *vm, const char *spec)
+{
+	struct console *c;
+	int ret = console_open(&c, spec);
+
+	if (ret < 0)
+		return ret;
+	console_close(vm->console);
+	vm->console = c;
+	snprintf(vm->console_spec, sizeof(vm->console_spec), "%s", spec);
 	return 0;
 }
 
@@ -221,10 +300,14 @@ static void console_quit(void *opaque)
 	vm_request_stop(opaque, VM_STOP_REQUESTED, 0);
 }
 
-int vm_start(struct vm *vm)
+static int start_threads(struct vm *vm, bool paused)
 {
 	int ret = 0;
 
+	pthread_mutex_lock(&vm->lock);
+	vm->run_state = paused ? VM_STATE_PAUSED : VM_STATE_RUNNING;
+	__atomic_store_n(&vm->pause_requested, paused, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&vm->lock);
 	for (unsigned i = 0; !ret && i < vm->ncpus; i++)
 		ret = vcpu_start(vm->vcpus[i]);
 	if (!ret)
@@ -232,6 +315,16 @@ int vm_start(struct vm *vm)
 	if (ret < 0)
 		vm_request_stop(vm, VM_STOP_ERROR, 1);
 	return ret;
+}
+
+int vm_start(struct vm *vm)
+{
+	return start_threads(vm, false);
+}
+
+int vm_start_paused(struct vm *vm)
+{
+	return start_threads(vm, true);
 }
 
 bool vm_stopping(struct vm *vm)
@@ -247,7 +340,10 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status)
 		__atomic_store_n(&vm->stop_reason, reason, __ATOMIC_RELEASE);
 	}
 	pthread_cond_broadcast(&vm->stopped);
+	pthread_cond_broadcast(&vm->resumed);
 	pthread_mutex_unlock(&vm->lock);
+	if (vm->vmm)
+		vmm_notify(vm->vmm);
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		if (vm->vcpus[i])
 			vcpu_kick(vm->vcpus[i]);
@@ -286,7 +382,10 @@ void vm_destroy(struct vm *vm)
 	if (vm->fd >= 0)
 		close(vm->fd);
 	pthread_cond_destroy(&vm->stopped);
+	pthread_cond_destroy(&vm->parked);
+	pthread_cond_destroy(&vm->resumed);
 	pthread_mutex_destroy(&vm->lock);
+	pthread_mutex_destroy(&vm->op_lock);
 	free(vm);
 }
 
@@ -312,6 +411,101 @@ const char *vm_stop_reason_name(enum vm_stop_reason reason)
 	case VM_STOP_REQUESTED: return "stopped by the host";
 	}
 	return "unknown";
+}
+
+void vm_vcpu_exited(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->nexited++;
+	pthread_cond_broadcast(&vm->parked);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+/* Park every vCPU but self; the caller holds vm->lock. */
+static int pause_locked(struct vm *vm, struct vcpu *self)
+{
+	unsigned want = vm->ncpus - (self ? 1 : 0);
+
+	if (vm->run_state != VM_STATE_RUNNING || vm->stop_reason != VM_RUNNING)
+		return -EINVAL;
+	__atomic_store_n(&vm->pause_requested, true, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		if (vm->vcpus[i] != self)
+			vcpu_kick(vm->vcpus[i]);
+	while (vm->nparked < want && vm->nexited == 0 && vm->stop_reason == VM_RUNNING)
+		pthread_cond_wait(&vm->parked, &vm->lock);
+	if (vm->stop_reason != VM_RUNNING || vm->nexited) {
+		__atomic_store_n(&vm->pause_requested, false, __ATOMIC_RELEASE);
+		pthread_cond_broadcast(&vm->resumed);
+		return -EINVAL;
+	}
+	vm->run_state = VM_STATE_PAUSED;
+	return 0;
+}
+
+int vm_pause_locked(struct vm *vm, struct vcpu *self)
+{
+	int ret;
+
+	pthread_mutex_lock(&vm->lock);
+	ret = pause_locked(vm, self);
+	pthread_mutex_unlock(&vm->lock);
+	if (!ret && self)
+		vcpu_complete_exit(self);
+	return ret;
+}
+
+int vm_resume_locked(struct vm *vm)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->run_state != VM_STATE_PAUSED || vm->stop_reason != VM_RUNNING) {
+		ret = -EINVAL;
+	} else {
+		vm->run_state = VM_STATE_RUNNING;
+		__atomic_store_n(&vm->pause_requested, false, __ATOMIC_RELEASE);
+		pthread_cond_broadcast(&vm->resumed);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return ret;
+}
+
+int vm_pause(struct vm *vm)
+{
+	int ret;
+
+	pthread_mutex_lock(&vm->op_lock);
+	ret = vm_pause_locked(vm, NULL);
+	pthread_mutex_unlock(&vm->op_lock);
+	return ret;
+}
+
+int vm_resume(struct vm *vm)
+{
+	int ret;
+
+	pthread_mutex_lock(&vm->op_lock);
+	ret = vm_resume_locked(vm);
+	pthread_mutex_unlock(&vm->op_lock);
+	return ret;
+}
+
+enum vm_run_state vm_run_state(struct vm *vm)
+{
+	enum vm_run_state state;
+
+	pthread_mutex_lock(&vm->lock);
+	state = vm->stop_reason != VM_RUNNING ? VM_STATE_STOPPED : vm->run_state;
+	pthread_mutex_unlock(&vm->lock);
+	return state;
+}
+
+const char *vm_run_state_name(enum vm_run_state state)
+{
+	static const char *const names[] = { "created", "running", "paused", "stopped" };
+
+	return state <= VM_STATE_STOPPED ? names[state] : "unknown";
 }
 
 unsigned vm_reports(struct vm *vm, uint64_t *out, unsigned max)

@@ -46,6 +46,7 @@ enum vm_stop_reason {
 };
 
 #define VM_MAX_REPORTS 256
+#define VM_ID_NONE UINT64_MAX
 
 enum vm_run_state { VM_STATE_CREATED, VM_STATE_RUNNING, VM_STATE_PAUSED, VM_STATE_STOPPED };
 
@@ -54,9 +55,10 @@ struct vmm;
 struct vm {
 	struct kvm_host *kvm;
 	struct vmm *vmm;              /* the registry it belongs to, or NULL */
-	uint64_t id;                  /* clone id: 0 for the first booted VM */
+	uint64_t id;                  /* clone id: 0 for the first booted VM; VM_ID_NONE until registered */
 	uint64_t parent_id;           /* == id for a booted VM */
 	char console_spec[256];
+	unsigned refs;                /* vmm references; guarded by vmm->lock */
 	int fd;
 	struct guest_mem mem;
 	struct bus bus;
@@ -69,8 +71,18 @@ struct vm {
 	struct i8042 kbd;
 	struct ctl_dev ctl;
 
+	/*
+	 * Serialises what the host does to the VM (pause, resume, fork, snapshot),
+	 * held for the whole operation. A guest-requested fork only tries it.
+	 */
+	pthread_mutex_t op_lock;
 	pthread_mutex_t lock;         /* guards what follows */
-	pthread_cond_t stopped;
+	pthread_cond_t stopped;       /* stop_reason changed */
+	pthread_cond_t parked;        /* a vCPU parked or its thread ended */
+	pthread_cond_t resumed;       /* pause_requested went false */
+	enum vm_run_state run_state;
+	bool pause_requested;         /* vCPU threads park until it clears */
+	unsigned nparked, nexited;    /* vCPU threads parked / ended */
 	enum vm_stop_reason stop_reason;
 	int exit_status;
 	unsigned nreports;
@@ -79,10 +91,20 @@ struct vm {
 
 /* Create a VM with its RAM, devices and vCPUs; nothing is loaded or running. */
 int vm_create(struct vm **out, struct kvm_host *kvm, const struct vm_config *cfg);
+/*
+ * A warm shell: a VM with its vCPUs (CPUID set), devices and memory slots
+ * over a reserved host range, ready to receive a fork's state. No console.
+ */
+int vm_create_shell(struct vm **out, struct kvm_host *kvm, uint64_t mem_size, unsigned ncpus,
+		    const struct cpuid_mask *mask);
+/* Open spec (vmm/console.h) as the VM's console, replacing the one it had. */
+int vm_set_console(struct vm *vm, const char *spec);
 /* Load cfg->kernel (+ initrd, command line) and point the boot vCPU at it. */
 int vm_boot(struct vm *vm, const struct vm_config *cfg);
 /* Start the vCPU threads (and console input). */
 int vm_start(struct vm *vm);
+/* The same, but the vCPUs stay out of the guest until vm_resume(). */
+int vm_start_paused(struct vm *vm);
 /* Wait until the VM stops and its vCPU threads have ended; returns the reason. */
 enum vm_stop_reason vm_wait(struct vm *vm);
 /* Ask the VM to stop; the first reason given wins. Safe from any thread. */
@@ -97,6 +119,15 @@ void vm_destroy(struct vm *vm);
  */
 int vm_pause(struct vm *vm);
 int vm_resume(struct vm *vm);
+/*
+ * The same with op_lock already held by the caller. self: the calling vCPU
+ * (a guest-requested fork runs on it), which counts as parked and has its
+ * exit completed; NULL from any other thread.
+ */
+int vm_pause_locked(struct vm *vm, struct vcpu *self);
+int vm_resume_locked(struct vm *vm);
+/* Called by a vCPU thread as it ends. */
+void vm_vcpu_exited(struct vm *vm);
 enum vm_run_state vm_run_state(struct vm *vm);
 const char *vm_run_state_name(enum vm_run_state state);
 

@@ -20,6 +20,7 @@
 struct vm;
 struct vm_config;
 struct shell_pool;
+struct msr_list;
 
 struct vmm {
 	struct kvm_host kvm;
@@ -28,6 +29,7 @@ struct vmm {
 	struct vm **vms;
 	unsigned nvms, cap;
 	uint64_t next_id;           /* 0 is the first booted VM */
+	struct msr_list *msrs;      /* the MSRs a fork saves on this host */
 	struct shell_pool *shells;  /* NULL: forks create VMs cold */
 	const char *clone_console;  /* console spec for clones; "%u" becomes the clone id */
 };
@@ -36,17 +38,21 @@ int vmm_init(struct vmm *vmm, const char *kvm_path);
 /* Stops and destroys every VM. */
 void vmm_destroy(struct vmm *vmm);
 
-/* Register a VM and give it the next id (vm->id). */
+/* Register a VM; one without an id (VM_ID_NONE, a booted VM) gets the next one. */
 int vmm_add(struct vmm *vmm, struct vm *vm);
 /* Reserve n consecutive ids; returns the first. */
 uint64_t vmm_alloc_ids(struct vmm *vmm, unsigned n);
 /* The VM with this id, referenced, or NULL. */
 struct vm *vmm_get(struct vmm *vmm, uint64_t id);
 void vmm_put(struct vmm *vmm, struct vm *vm);
+/* Take one more reference on a VM the caller already holds. */
+void vmm_ref(struct vmm *vmm, struct vm *vm);
 /* Stop the VM if it runs and unregister it. -ENOENT if unknown. */
 int vmm_remove(struct vmm *vmm, uint64_t id);
 /* Copy up to max ids of registered VMs; returns how many are registered. */
 unsigned vmm_list(struct vmm *vmm, uint64_t *ids, unsigned max);
+/* Called when a registered VM stops, to wake vmm_wait_all_stopped(). */
+void vmm_notify(struct vmm *vmm);
 /* Wait until no registered VM is running (or timeout_ms passes, 0: forever). */
 bool vmm_wait_all_stopped(struct vmm *vmm, unsigned timeout_ms);
 

@@ -1,0 +1,263 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "devices/ctl_abi.h"
+#include "snapshot/fork.h"
+#include "snapshot/shells.h"
+#include "snapshot/vm_snapshot.h"
+#include "vmm/log.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+#include "vmm/vmm.h"
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* What every child of one fork shares: the parent's state and its private pages. */
+struct fork_plan {
+	struct vm *parent;
+	struct vm_snapshot snap;
+	struct mem_ranges private_pages;
+	uint64_t first_id;
+	bool guest_requested;
+};
+
+static void clone_console_spec(struct vmm *vmm, uint64_t id, char *out, size_t size)
+{
+	const char *fmt = vmm->clone_console ? vmm->clone_console : "none";
+	const char *pct = strstr(fmt, "%u");
+
+	if (!pct) {
+		snprintf(out, size, "%s", fmt);
+		return;
+	}
+	snprintf(out, size, "%.*s%llu%s", (int)(pct - fmt), fmt, (unsigned long long)id, pct + 2);
+}
+
+/* A VM of the parent's shape with the parent's base mapped: from a warm shell, or cold. */
+static int obtain_vm(struct fork_plan *plan, struct vm **out, bool *from_shell)
+{
+	struct vm *parent = plan->parent;
+	bool mapped = false;
+	struct vm *vm = NULL;
+	int ret;
+
+	if (parent->vmm->shells)
+		vm = shell_pool_take(parent->vmm->shells, parent, &mapped);
+	*from_shell = vm != NULL;
+	if (!vm) {
+		ret = vm_create_shell(&vm, parent->kvm, parent->mem.size, parent->ncpus,
+				      &parent->cpuid_mask);
+		if (ret < 0)
+			return ret;
+	}
+	ret = mapped ? 0 : guest_mem_map_base(&vm->mem, &parent->mem);
+	if (ret < 0) {
+		vm_destroy(vm);
+		return ret;
+	}
+	*out = vm;
+	return 0;
+}
+
+static void set_identity(struct fork_plan *plan, struct vm *child, unsigned index)
+{
+	struct ctl_state id = plan->snap.ctl;
+
+	id.clone_id = plan->first_id + index;
+	id.generation = plan->snap.ctl.generation + 1;
+	id.child_index = index + 1;
+	id.fork_result = 0;
+	id.fork_first_id = 0;
+	ctl_restore(&child->ctl, &id);
+	child->id = id.clone_id;
+	child->parent_id = plan->parent->id;
+}
+
+static int make_child(struct fork_plan *plan, unsigned index, struct vm **out, bool *from_shell)
+{
+	char console[256];
+	struct vm *child;
+	int ret = obtain_vm(plan, &child, from_shell);
+
+	if (ret < 0)
+		return ret;
+	guest_mem_copy_ranges(&plan->parent->mem, &child->mem, &plan->private_pages);
+	ret = vm_snapshot_load(child, &plan->snap);
+	if (!ret) {
+		set_identity(plan, child, index);
+		clone_console_spec(plan->parent->vmm, child->id, console, sizeof(console));
+		ret = vm_set_console(child, console);
+	}
+	if (ret < 0) {
+		vm_destroy(child);
+		return ret;
+	}
+	*out = child;
+	return 0;
+}
+
+/* Freeze the base (first fork) or find what the parent wrote since. */
+static int prepare_memory(struct fork_plan *plan, struct fork_stats *st)
+{
+	struct vm *parent = plan->parent;
+	uint64_t t = now_ns();
+	int ret;
+
+	if (!parent->mem.frozen) {
+		ret = guest_mem_freeze(&parent->mem);
+		if (!ret && parent->vmm->shells)
+			shell_pool_set_base(parent->vmm->shells, &parent->mem);
+		st->freeze_ns = now_ns() - t;
+		return ret;
+	}
+	ret = guest_mem_private_ranges(&parent->mem, &plan->private_pages);
+	st->pages_copied = plan->private_pages.pages;
+	return ret;
+}
+
+static void discard_children(struct vm **children, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		vm_destroy(children[i]);
+}
+
+static int register_children(struct vmm *vmm, struct vm **children, unsigned n, bool start)
+{
+	for (unsigned i = 0; i < n; i++) {
+		int ret = vmm_add(vmm, children[i]);
+
+		if (ret < 0) {
+			discard_children(children + i, n - i);
+			return ret;
+		}
+		/* The registry keeps its reference; the caller gets one of its own. */
+		vmm_ref(vmm, children[i]);
+		if ((start ? vm_start(children[i]) : vm_start_paused(children[i])) < 0)
+			pr_warn("clone %llu did not start", (unsigned long long)children[i]->id);
+	}
+	return 0;
+}
+
+/* The parent is paused (every vCPU parked, exits completed). */
+static int fork_paused(struct fork_plan *plan, const struct fork_request *req,
+		       struct vm **children, struct fork_stats *st)
+{
+	struct vm *parent = plan->parent;
+	uint64_t t;
+	unsigned made = 0;
+	int ret = prepare_memory(plan, st);
+
+	t = now_ns();
+	if (!ret)
+		ret = vm_snapshot_capture(parent, parent->vmm->msrs, &plan->snap);
+	st->capture_ns = now_ns() - t;
+	if (ret < 0)
+		goto out;
+	t = now_ns();
+	plan->first_id = vmm_alloc_ids(parent->vmm, req->count);
+	for (; made < req->count; made++) {
+		bool from_shell;
+
+		ret = make_child(plan, made, &children[made], &from_shell);
+		if (ret < 0)
+			break;
+		st->from_shells += from_shell;
+	}
+	if (ret < 0)
+		discard_children(children, made);
+	else
+		ret = register_children(parent->vmm, children, made, req->start_children);
+	st->children_ns = now_ns() - t;
+	vm_snapshot_free(&plan->snap);
+out:
+	mem_ranges_free(&plan->private_pages);
+	return ret;
+}
+
+static int check_request(struct vm *parent, const struct fork_request *req)
+{
+	if (!parent->vmm) {
+		pr_err("fork: the VM is not registered in a VMM");
+		return -EINVAL;
+	}
+	if (req->count < 1 || req->count > FORK_MAX_COUNT) {
+		pr_err("fork: %u children: ask for 1 to %d", req->count, FORK_MAX_COUNT);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int vm_fork(struct vm *parent, const struct fork_request *req, struct vm **children,
+	    struct fork_stats *stats)
+{
+	struct fork_plan plan = { .parent = parent };
+	struct fork_stats st = { 0 };
+	uint64_t t0 = now_ns();
+	bool was_running;
+	int ret = check_request(parent, req);
+
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&parent->op_lock);
+	was_running = vm_run_state(parent) == VM_STATE_RUNNING;
+	if (!was_running && vm_run_state(parent) != VM_STATE_PAUSED) {
+		pthread_mutex_unlock(&parent->op_lock);
+		pr_err("fork: VM %llu is %s", (unsigned long long)parent->id,
+		       vm_run_state_name(vm_run_state(parent)));
+		return -EINVAL;
+	}
+	ret = was_running ? vm_pause_locked(parent, NULL) : 0;
+	if (!ret)
+		ret = fork_paused(&plan, req, children, &st);
+	if (was_running && (req->resume_parent || ret < 0))
+		vm_resume_locked(parent);
+	st.paused_ns = now_ns() - t0;
+	pthread_mutex_unlock(&parent->op_lock);
+	st.total_ns = now_ns() - t0;
+	if (stats)
+		*stats = st;
+	return ret;
+}
+
+void vm_guest_fork(struct vm *vm, struct vcpu *self, uint64_t count)
+{
+	struct fork_request req = { .count = (unsigned)count, .start_children = true };
+	struct fork_plan plan = { .parent = vm, .guest_requested = true };
+	struct vm **children;
+	struct fork_stats st = { 0 };
+	int ret;
+
+	if (!self || !vm->vmm || count < 1 || count > VMFORK_MAX_GUEST_FORK) {
+		ctl_set_fork_result(&vm->ctl, -EINVAL, 0);
+		return;
+	}
+	/* A host operation in progress (pause, fork, snapshot) wins; the guest may retry. */
+	if (pthread_mutex_trylock(&vm->op_lock)) {
+		ctl_set_fork_result(&vm->ctl, -EBUSY, 0);
+		return;
+	}
+	children = calloc(count, sizeof(*children));
+	ret = children ? vm_pause_locked(vm, self) : -ENOMEM;
+	if (!ret) {
+		/* Children see FORK_RESULT 0 (set_identity); the parent sees the count. */
+		ret = fork_paused(&plan, &req, children, &st);
+		ctl_set_fork_result(&vm->ctl, ret < 0 ? ret : (int64_t)count,
+				    ret < 0 ? 0 : plan.first_id);
+		for (unsigned i = 0; !ret && i < count; i++)
+			vmm_put(vm->vmm, children[i]);
+		vm_resume_locked(vm);
+	} else {
+		ctl_set_fork_result(&vm->ctl, ret, 0);
+	}
+	pthread_mutex_unlock(&vm->op_lock);
+	free(children);
+}

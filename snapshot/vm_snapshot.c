@@ -1,0 +1,55 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "snapshot/vm_snapshot.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+int vm_snapshot_capture(struct vm *vm, const struct msr_list *msrs, struct vm_snapshot *snap)
+{
+	int ret = 0;
+
+	memset(snap, 0, sizeof(*snap));
+	snap->vcpus = aligned_alloc(64, vm->ncpus * sizeof(*snap->vcpus));
+	if (!snap->vcpus)
+		return -ENOMEM;
+	snap->ncpus = vm->ncpus;
+	snap->mem_size = vm->mem.size;
+	for (unsigned i = 0; !ret && i < vm->ncpus; i++)
+		ret = vcpu_state_save(vm->vcpus[i]->fd, vm->fd, msrs, &snap->vcpus[i]);
+	if (!ret)
+		ret = vm_state_save(vm->fd, &snap->vm);
+	if (ret < 0) {
+		vm_snapshot_free(snap);
+		return ret;
+	}
+	uart_save(vm->uart, &snap->uart);
+	i8042_save(&vm->kbd, &snap->kbd);
+	ctl_save(&vm->ctl, &snap->ctl);
+	return 0;
+}
+
+int vm_snapshot_load(struct vm *vm, const struct vm_snapshot *snap)
+{
+	int ret = 0;
+
+	if (snap->ncpus != vm->ncpus || snap->mem_size != vm->mem.size)
+		return -EINVAL;
+	/* VM-wide state first: the clock and irqchips the vCPUs' LAPICs talk to. */
+	ret = vm_state_restore(vm->fd, &snap->vm);
+	for (unsigned i = 0; !ret && i < vm->ncpus; i++)
+		ret = vcpu_state_restore(vm->vcpus[i]->fd, &snap->vcpus[i]);
+	if (ret < 0)
+		return ret;
+	i8042_restore(&vm->kbd, &snap->kbd);
+	ctl_restore(&vm->ctl, &snap->ctl);
+	/* Devices last: the UART re-drives its interrupt line into the loaded irqchip. */
+	return uart_restore(vm->uart, &snap->uart);
+}
+
+void vm_snapshot_free(struct vm_snapshot *snap)
+{
+	free(snap->vcpus);
+	snap->vcpus = NULL;
+}

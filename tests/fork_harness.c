@@ -1,0 +1,81 @@
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/fork_harness.h"
+#include "tests/harness.h"
+
+void fenv_boot(struct fork_env *env, const char *name, const char *cmdline, unsigned ncpus,
+	       uint64_t mem)
+{
+	char kernel[4096], console[32];
+	struct vm_config cfg = {
+		.mem_size = mem ? mem : 64 * MiB, .ncpus = ncpus ? ncpus : 1,
+		.console = console, .kernel = kernel, .cmdline = cmdline,
+	};
+
+	env->console_fd = memfd_create("root-console", MFD_CLOEXEC);
+	snprintf(console, sizeof(console), "fd:%d", env->console_fd);
+	snprintf(kernel, sizeof(kernel), "%s/guest/%s.elf", VMFORK_BUILD_DIR, name);
+	cr_assert_eq(vmm_init(&env->vmm, NULL), 0);
+	env->vmm.clone_console = "none";
+	cr_assert_eq(vm_create(&env->root, &env->vmm.kvm, &cfg), 0);
+	cr_assert_eq(vm_boot(env->root, &cfg), 0);
+	cr_assert_eq(vmm_add(&env->vmm, env->root), 0);
+	cr_assert_eq(vm_start(env->root), 0);
+}
+
+void fenv_destroy(struct fork_env *env)
+{
+	vmm_destroy(&env->vmm);
+	close(env->console_fd);
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+int fenv_wait_exit(struct vm *vm, unsigned timeout_s)
+{
+	for (unsigned i = 0; i < timeout_s * 500; i++) {
+		if (vm_stopping(vm))
+			return vm_exit_code(vm);
+		sleep_ms(2);
+	}
+	return -1;
+}
+
+bool fenv_wait_reports(struct vm *vm, unsigned n, unsigned timeout_s)
+{
+	uint64_t r[VM_MAX_REPORTS];
+
+	for (unsigned i = 0; i < timeout_s * 1000; i++) {
+		if (vm_reports(vm, r, VM_MAX_REPORTS) >= n)
+			return true;
+		sleep_ms(1);
+	}
+	return false;
+}
+
+uint64_t fenv_report(struct vm *vm, unsigned i)
+{
+	uint64_t r[VM_MAX_REPORTS];
+	unsigned n = vm_reports(vm, r, VM_MAX_REPORTS);
+
+	cr_assert_lt(i, n, "VM %llu reported %u values, wanted [%u]", (unsigned long long)vm->id,
+		     n, i);
+	return r[i];
+}
+
+void fenv_fork(struct vm *parent, unsigned count, struct vm **children, struct fork_stats *st)
+{
+	struct fork_request req = { .count = count, .start_children = true, .resume_parent = true };
+	int ret = vm_fork(parent, &req, children, st);
+
+	cr_assert_eq(ret, 0, "vm_fork: %d", ret);
+}
