@@ -21,11 +21,17 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-/* What every child of one fork shares: the parent's state and its private pages. */
-struct fork_plan {
-	struct vm *parent;
+/* A paused VM's state and private pages do not change: forks capture them once. */
+struct fork_cache {
 	struct vm_snapshot snap;
 	struct mem_ranges private_pages;
+};
+
+/* What every child of one fork shares. */
+struct fork_plan {
+	struct vm *parent;
+	struct vm_snapshot *snap;           /* in the parent's fork_cache */
+	struct mem_ranges *private_pages;   /* likewise */
 	uint64_t first_id;
 	bool guest_requested;
 };
@@ -56,8 +62,13 @@ static int obtain_vm(struct fork_plan *plan, struct vm **out, bool *from_shell)
 	if (!vm) {
 		ret = vm_create_shell(&vm, parent->kvm, parent->mem.size, parent->ncpus,
 				      &parent->cpuid_mask);
-		if (ret < 0)
+		if (!ret)
+			ret = vm_start_paused(vm);
+		if (ret < 0) {
+			vm_destroy(vm);
 			return ret;
+		}
+		vm_wait_parked(vm);
 	}
 	ret = mapped ? 0 : guest_mem_map_base(&vm->mem, &parent->mem);
 	if (ret < 0) {
@@ -70,10 +81,10 @@ static int obtain_vm(struct fork_plan *plan, struct vm **out, bool *from_shell)
 
 static void set_identity(struct fork_plan *plan, struct vm *child, unsigned index)
 {
-	struct ctl_state id = plan->snap.ctl;
+	struct ctl_state id = plan->snap->ctl;
 
 	id.clone_id = plan->first_id + index;
-	id.generation = plan->snap.ctl.generation + 1;
+	id.generation = plan->snap->ctl.generation + 1;
 	id.child_index = index + 1;
 	id.fork_result = 0;
 	id.fork_first_id = 0;
@@ -90,8 +101,8 @@ static int make_child(struct fork_plan *plan, unsigned index, struct vm **out, b
 
 	if (ret < 0)
 		return ret;
-	guest_mem_copy_ranges(&plan->parent->mem, &child->mem, &plan->private_pages);
-	ret = vm_snapshot_load(child, &plan->snap);
+	guest_mem_copy_ranges(&plan->parent->mem, &child->mem, plan->private_pages);
+	ret = vm_snapshot_load(child, plan->snap);
 	if (!ret) {
 		set_identity(plan, child, index);
 		clone_console_spec(plan->parent->vmm, child->id, console, sizeof(console));
@@ -106,9 +117,9 @@ static int make_child(struct fork_plan *plan, unsigned index, struct vm **out, b
 }
 
 /* Freeze the base (first fork) or find what the parent wrote since. */
-static int prepare_memory(struct fork_plan *plan, struct fork_stats *st)
+static int prepare_memory(struct vm *parent, struct mem_ranges *private_pages,
+			  struct fork_stats *st)
 {
-	struct vm *parent = plan->parent;
 	uint64_t t = now_ns();
 	int ret;
 
@@ -119,9 +130,46 @@ static int prepare_memory(struct fork_plan *plan, struct fork_stats *st)
 		st->freeze_ns = now_ns() - t;
 		return ret;
 	}
-	ret = guest_mem_private_ranges(&parent->mem, &plan->private_pages);
-	st->pages_copied = plan->private_pages.pages;
-	return ret;
+	return guest_mem_private_ranges(&parent->mem, private_pages);
+}
+
+void vm_drop_cached_state(struct vm *vm)
+{
+	struct fork_cache *c = vm->fork_cache;
+
+	if (!c)
+		return;
+	vm_snapshot_free(&c->snap);
+	mem_ranges_free(&c->private_pages);
+	free(c);
+	vm->fork_cache = NULL;
+}
+
+/* Capture the paused parent once: memory first (freezing takes its writes into the base). */
+static int capture(struct fork_plan *plan, struct fork_stats *st)
+{
+	struct vm *parent = plan->parent;
+	struct fork_cache *c = parent->fork_cache;
+	int ret;
+
+	if (!c) {
+		c = calloc(1, sizeof(*c));
+		if (!c)
+			return -ENOMEM;
+		ret = prepare_memory(parent, &c->private_pages, st);
+		if (!ret)
+			ret = vm_snapshot_capture(parent, parent->vmm->msrs, &c->snap);
+		if (ret < 0) {
+			mem_ranges_free(&c->private_pages);
+			free(c);
+			return ret;
+		}
+		parent->fork_cache = c;
+	}
+	plan->snap = &c->snap;
+	plan->private_pages = &c->private_pages;
+	st->pages_copied = c->private_pages.pages;
+	return 0;
 }
 
 static void discard_children(struct vm **children, unsigned n)
@@ -141,7 +189,8 @@ static int register_children(struct vmm *vmm, struct vm **children, unsigned n, 
 		}
 		/* The registry keeps its reference; the caller gets one of its own. */
 		vmm_ref(vmm, children[i]);
-		if ((start ? vm_start(children[i]) : vm_start_paused(children[i])) < 0)
+		/* Its vCPU threads wait parked since it was a shell. */
+		if (start && vm_resume(children[i]) < 0)
 			pr_warn("clone %llu did not start", (unsigned long long)children[i]->id);
 	}
 	return 0;
@@ -152,16 +201,13 @@ static int fork_paused(struct fork_plan *plan, const struct fork_request *req,
 		       struct vm **children, struct fork_stats *st)
 {
 	struct vm *parent = plan->parent;
-	uint64_t t;
+	uint64_t t = now_ns();
 	unsigned made = 0;
-	int ret = prepare_memory(plan, st);
+	int ret = capture(plan, st);
 
-	t = now_ns();
-	if (!ret)
-		ret = vm_snapshot_capture(parent, parent->vmm->msrs, &plan->snap);
-	st->capture_ns = now_ns() - t;
+	st->capture_ns = now_ns() - t - st->freeze_ns;
 	if (ret < 0)
-		goto out;
+		return ret;
 	t = now_ns();
 	plan->first_id = vmm_alloc_ids(parent->vmm, req->count);
 	for (; made < req->count; made++) {
@@ -177,9 +223,6 @@ static int fork_paused(struct fork_plan *plan, const struct fork_request *req,
 	else
 		ret = register_children(parent->vmm, children, made, req->start_children);
 	st->children_ns = now_ns() - t;
-	vm_snapshot_free(&plan->snap);
-out:
-	mem_ranges_free(&plan->private_pages);
 	return ret;
 }
 

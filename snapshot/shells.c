@@ -56,9 +56,17 @@ static int build_shell(struct shell_pool *p, struct shell *out)
 	}
 	pthread_mutex_unlock(&p->lock);
 	out->mapped = false;
+	out->vm = NULL;
 	ret = vm_create_shell(&out->vm, p->kvm, p->mem_size, p->ncpus, &p->mask);
 	if (!ret && base.fd >= 0)
 		out->mapped = guest_mem_map_base(&out->vm->mem, &base) == 0;
+	/* Threads too are made ahead: parked, they wait for the fork to resume them. */
+	if (!ret)
+		ret = vm_start_paused(out->vm);
+	if (!ret)
+		vm_wait_parked(out->vm);
+	else if (out->vm)
+		vm_destroy(out->vm);
 	if (base.fd >= 0)
 		close(base.fd);
 	return ret;

@@ -53,3 +53,4 @@ void vm_snapshot_free(struct vm_snapshot *snap)
 	free(snap->vcpus);
 	snap->vcpus = NULL;
 }
+

@@ -229,6 +229,9 @@ int vm_create_shell(struct vm **out, struct kvm_host *kvm, uint64_t mem_size, un
 	return 0;
 }
 
+static size_t console_rx(void *opaque, const uint8_t *buf, size_t len);
+static void console_quit(void *opaque);
+
 int vm_set_console(struct vm *vm, const char *spec)
 {
 	struct console *c;
@@ -236,6 +239,13 @@ int vm_set_console(struct vm *vm, const char *spec)
 
 	if (ret < 0)
 		return ret;
+	/* Once the VM's threads run, input must run too (a socket console accepts there). */
+	if (vm->threads_started)
+		ret = console_start_input(c, console_rx, console_quit, vm);
+	if (ret < 0) {
+		console_close(c);
+		return ret;
+	}
 	console_close(vm->console);
 	vm->console = c;
 	snprintf(vm->console_spec, sizeof(vm->console_spec), "%s", spec);
@@ -312,9 +322,18 @@ static int start_threads(struct vm *vm, bool paused)
 		ret = vcpu_start(vm->vcpus[i]);
 	if (!ret)
 		ret = console_start_input(vm->console, console_rx, console_quit, vm);
+	vm->threads_started = true;
 	if (ret < 0)
 		vm_request_stop(vm, VM_STOP_ERROR, 1);
 	return ret;
+}
+
+void vm_wait_parked(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	while (vm->nparked + vm->nexited < vm->ncpus)
+		pthread_cond_wait(&vm->parked, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
 }
 
 int vm_start(struct vm *vm)
@@ -374,6 +393,7 @@ void vm_destroy(struct vm *vm)
 		vcpu_destroy(vm->vcpus[i]);
 	if (vm->console)
 		console_close(vm->console);
+	vm_drop_cached_state(vm);
 	if (vm->uart)
 		uart_destroy(vm->uart);
 	i8042_destroy(&vm->kbd);
@@ -467,6 +487,8 @@ int vm_resume_locked(struct vm *vm)
 		__atomic_store_n(&vm->pause_requested, false, __ATOMIC_RELEASE);
 		pthread_cond_broadcast(&vm->resumed);
 	}
+	if (!ret)
+		vm_drop_cached_state(vm);
 	pthread_mutex_unlock(&vm->lock);
 	return ret;
 }

@@ -19,6 +19,7 @@
 #include "vmm/memory.h"
 
 struct console;
+struct fork_cache;
 struct uart;
 struct vcpu;
 
@@ -59,6 +60,9 @@ struct vm {
 	uint64_t parent_id;           /* == id for a booted VM */
 	char console_spec[256];
 	unsigned refs;                /* vmm references; guarded by vmm->lock */
+	bool threads_started;
+	/* What a fork captured while paused, reused by further forks until it runs again. */
+	struct fork_cache *fork_cache;
 	int fd;
 	struct guest_mem mem;
 	struct bus bus;
@@ -105,6 +109,10 @@ int vm_boot(struct vm *vm, const struct vm_config *cfg);
 int vm_start(struct vm *vm);
 /* The same, but the vCPUs stay out of the guest until vm_resume(). */
 int vm_start_paused(struct vm *vm);
+/* Wait until every vCPU thread of a paused VM has parked (or ended). */
+void vm_wait_parked(struct vm *vm);
+/* Forget the state cached by a fork (the VM ran, or is going away). */
+void vm_drop_cached_state(struct vm *vm);
 /* Wait until the VM stops and its vCPU threads have ended; returns the reason. */
 enum vm_stop_reason vm_wait(struct vm *vm);
 /* Ask the VM to stop; the first reason given wins. Safe from any thread. */
