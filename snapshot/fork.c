@@ -25,6 +25,7 @@ static uint64_t now_ns(void)
 struct fork_cache {
 	struct vm_snapshot snap;
 	struct mem_ranges private_pages;
+	uint64_t serial;          /* names this state for the shell pool */
 };
 
 /* What every child of one fork shares. */
@@ -32,6 +33,7 @@ struct fork_plan {
 	struct vm *parent;
 	struct vm_snapshot *snap;           /* in the parent's fork_cache */
 	struct mem_ranges *private_pages;   /* likewise */
+	uint64_t serial;
 	uint64_t first_id;
 	bool guest_requested;
 };
@@ -48,17 +50,19 @@ static void clone_console_spec(struct vmm *vmm, uint64_t id, char *out, size_t s
 	snprintf(out, size, "%.*s%llu%s", (int)(pct - fmt), fmt, (unsigned long long)id, pct + 2);
 }
 
-/* A VM of the parent's shape with the parent's base mapped: from a warm shell, or cold. */
-static int obtain_vm(struct fork_plan *plan, struct vm **out, bool *from_shell)
+/*
+ * A VM of the parent's shape with the parent's base mapped: from a warm shell
+ * (perhaps with the parent's state loaded already: fit->state_loaded), or cold.
+ */
+static int obtain_vm(struct fork_plan *plan, struct vm **out, struct shell_fit *fit)
 {
 	struct vm *parent = plan->parent;
-	bool mapped = false;
 	struct vm *vm = NULL;
 	int ret;
 
+	memset(fit, 0, sizeof(*fit));
 	if (parent->vmm->shells)
-		vm = shell_pool_take(parent->vmm->shells, parent, &mapped);
-	*from_shell = vm != NULL;
+		vm = shell_pool_take(parent->vmm->shells, parent, plan->serial, fit);
 	if (!vm) {
 		ret = vm_create_shell(&vm, parent->kvm, parent->mem.size, parent->ncpus,
 				      &parent->cpuid_mask);
@@ -70,7 +74,7 @@ static int obtain_vm(struct fork_plan *plan, struct vm **out, bool *from_shell)
 		}
 		vm_wait_parked(vm);
 	}
-	ret = mapped ? 0 : guest_mem_map_base(&vm->mem, &parent->mem);
+	ret = fit->base_mapped ? 0 : guest_mem_map_base(&vm->mem, &parent->mem);
 	if (ret < 0) {
 		vm_destroy(vm);
 		return ret;
@@ -95,14 +99,16 @@ static void set_identity(struct fork_plan *plan, struct vm *child, unsigned inde
 
 static int make_child(struct fork_plan *plan, unsigned index, struct vm **out, bool *from_shell)
 {
+	struct shell_fit fit;
 	char console[256];
 	struct vm *child;
-	int ret = obtain_vm(plan, &child, from_shell);
+	int ret = obtain_vm(plan, &child, &fit);
 
 	if (ret < 0)
 		return ret;
+	*from_shell = fit.base_mapped || fit.state_loaded;
 	guest_mem_copy_ranges(&plan->parent->mem, &child->mem, plan->private_pages);
-	ret = vm_snapshot_load(child, plan->snap);
+	ret = fit.state_loaded ? 0 : vm_snapshot_load(child, plan->snap);
 	if (!ret) {
 		set_identity(plan, child, index);
 		clone_console_spec(plan->parent->vmm, child->id, console, sizeof(console));
@@ -125,8 +131,6 @@ static int prepare_memory(struct vm *parent, struct mem_ranges *private_pages,
 
 	if (!parent->mem.frozen) {
 		ret = guest_mem_freeze(&parent->mem);
-		if (!ret && parent->vmm->shells)
-			shell_pool_set_base(parent->vmm->shells, &parent->mem);
 		st->freeze_ns = now_ns() - t;
 		return ret;
 	}
@@ -164,10 +168,13 @@ static int capture(struct fork_plan *plan, struct fork_stats *st)
 			free(c);
 			return ret;
 		}
+		c->serial = __atomic_add_fetch(&parent->vmm->next_serial, 1, __ATOMIC_RELAXED);
 		parent->fork_cache = c;
+		shell_pool_set_template(parent->vmm->shells, &parent->mem, &c->snap, c->serial);
 	}
 	plan->snap = &c->snap;
 	plan->private_pages = &c->private_pages;
+	plan->serial = c->serial;
 	st->pages_copied = c->private_pages.pages;
 	return 0;
 }

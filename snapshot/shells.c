@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "snapshot/shells.h"
+#include "snapshot/vm_snapshot.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
 
@@ -15,6 +16,17 @@ struct shell {
 	dev_t base_dev;         /* the base mapped in it, if any */
 	ino_t base_ino;
 	bool mapped;
+	uint64_t serial;        /* the template state loaded in it, 0 if none */
+};
+
+/* The template the pool prepares shells for; replaced whole, freed when unused. */
+struct template {
+	struct guest_mem base;  /* fd only, no mapping */
+	dev_t dev;
+	ino_t ino;
+	struct vm_snapshot state;
+	uint64_t serial;
+	unsigned users;         /* guarded by the pool lock */
 };
 
 struct shell_pool {
@@ -29,47 +41,98 @@ struct shell_pool {
 	bool stopping;
 	unsigned nready;
 	struct shell *ready;    /* target of them */
-	struct guest_mem base;  /* fd only (no mapping): the base to premap; fd -1 if none */
-	dev_t base_dev;
-	ino_t base_ino;
+	struct template *tmpl;  /* or NULL */
 };
 
-static bool same_file(int fd, dev_t dev, ino_t ino)
+static void template_put_locked(struct template *t)
 {
-	struct stat st;
-
-	return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+	if (!t || --t->users)
+		return;
+	close(t->base.fd);
+	vm_snapshot_free(&t->state);
+	free(t);
 }
 
-/* Build one shell; premap the base the pool knows (a copy taken under the lock). */
+static bool prepared(const struct shell *s, const struct template *t)
+{
+	return t && s->mapped && s->base_dev == t->dev && s->base_ino == t->ino &&
+	       s->serial == t->serial;
+}
+
+/* Bring a shell up to the template: map its base, load its state. Pool lock not held. */
+static void prepare(struct shell *s, struct template *t)
+{
+	if (!(s->mapped && s->base_dev == t->dev && s->base_ino == t->ino)) {
+		s->mapped = guest_mem_map_base(&s->vm->mem, &t->base) == 0;
+		s->base_dev = t->dev;
+		s->base_ino = t->ino;
+		s->serial = 0;
+	}
+	if (s->mapped && s->serial != t->serial)
+		s->serial = vm_snapshot_load(s->vm, &t->state) == 0 ? t->serial : 0;
+}
+
 static int build_shell(struct shell_pool *p, struct shell *out)
 {
-	struct guest_mem base = { .fd = -1 };
 	int ret;
 
-	pthread_mutex_lock(&p->lock);
-	if (p->base.fd >= 0) {
-		base = p->base;
-		base.fd = fcntl(p->base.fd, F_DUPFD_CLOEXEC, 0);
-		out->base_dev = p->base_dev;
-		out->base_ino = p->base_ino;
-	}
-	pthread_mutex_unlock(&p->lock);
-	out->mapped = false;
-	out->vm = NULL;
+	memset(out, 0, sizeof(*out));
 	ret = vm_create_shell(&out->vm, p->kvm, p->mem_size, p->ncpus, &p->mask);
-	if (!ret && base.fd >= 0)
-		out->mapped = guest_mem_map_base(&out->vm->mem, &base) == 0;
-	/* Threads too are made ahead: parked, they wait for the fork to resume them. */
 	if (!ret)
 		ret = vm_start_paused(out->vm);
-	if (!ret)
-		vm_wait_parked(out->vm);
-	else if (out->vm)
+	if (ret < 0) {
 		vm_destroy(out->vm);
-	if (base.fd >= 0)
-		close(base.fd);
-	return ret;
+		return ret;
+	}
+	vm_wait_parked(out->vm);
+	return 0;
+}
+
+/* Under the lock: a ready shell not yet prepared for the template, taken out; or -1. */
+static int unprepared_locked(struct shell_pool *p)
+{
+	for (unsigned i = 0; p->tmpl && i < p->nready; i++)
+		if (!prepared(&p->ready[i], p->tmpl))
+			return (int)i;
+	return -1;
+}
+
+static void refill_once(struct shell_pool *p)
+{
+	struct template *t;
+	struct shell s;
+	int i;
+
+	pthread_mutex_lock(&p->lock);
+	t = p->tmpl;
+	if (t)
+		t->users++;
+	i = unprepared_locked(p);
+	if (i >= 0) {
+		s = p->ready[i];
+		p->ready[i] = p->ready[--p->nready];
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (i < 0 && build_shell(p, &s) < 0) {
+		struct timespec later = { 0, 100 * 1000 * 1000 }; /* out of memory or fds */
+
+		nanosleep(&later, NULL);
+	} else {
+		if (t)
+			prepare(&s, t);
+		pthread_mutex_lock(&p->lock);
+		p->ready[p->nready++] = s;
+		pthread_cond_broadcast(&p->changed);
+		pthread_mutex_unlock(&p->lock);
+	}
+	pthread_mutex_lock(&p->lock);
+	template_put_locked(t);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static bool work_locked(struct shell_pool *p)
+{
+	return p->nready < p->target || unprepared_locked(p) >= 0;
 }
 
 static void *refill_thread(void *arg)
@@ -77,25 +140,13 @@ static void *refill_thread(void *arg)
 	struct shell_pool *p = arg;
 
 	for (;;) {
-		struct shell s;
-
 		pthread_mutex_lock(&p->lock);
-		while (!p->stopping && p->nready >= p->target)
+		while (!p->stopping && !work_locked(p))
 			pthread_cond_wait(&p->changed, &p->lock);
 		pthread_mutex_unlock(&p->lock);
 		if (p->stopping)
 			break;
-		if (build_shell(p, &s) < 0) {
-			/* Out of memory or fds: try again later rather than spin. */
-			struct timespec pause = { 0, 100 * 1000 * 1000 };
-
-			nanosleep(&pause, NULL);
-			continue;
-		}
-		pthread_mutex_lock(&p->lock);
-		p->ready[p->nready++] = s;
-		pthread_cond_broadcast(&p->changed);
-		pthread_mutex_unlock(&p->lock);
+		refill_once(p);
 	}
 	return NULL;
 }
@@ -103,34 +154,30 @@ static void *refill_thread(void *arg)
 int shell_pool_create(struct shell_pool **out, struct kvm_host *kvm, uint64_t mem_size,
 		      unsigned ncpus, const struct cpuid_mask *mask, unsigned target)
 {
-	struct shell_pool *p = calloc(1, sizeof(*p));
+	struct shell_pool *p;
 
-	if (!p || !target)
-		goto fail;
-	p->ready = calloc(target, sizeof(*p->ready));
-	if (!p->ready)
-		goto fail;
-	p->kvm = kvm;
-	p->mem_size = mem_size;
-	p->ncpus = ncpus;
-	p->target = target;
+	if (!target)
+		return -EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (p)
+		p->ready = calloc(target, sizeof(*p->ready));
+	if (!p || !p->ready) {
+		free(p);
+		return -ENOMEM;
+	}
+	*p = (struct shell_pool){ .kvm = kvm, .mem_size = mem_size, .ncpus = ncpus,
+				  .target = target, .ready = p->ready };
 	if (mask)
 		p->mask = *mask;
-	p->base.fd = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->changed, NULL);
 	if (pthread_create(&p->thread, NULL, refill_thread, p)) {
-		pthread_mutex_destroy(&p->lock);
-		pthread_cond_destroy(&p->changed);
-		goto fail;
+		free(p->ready);
+		free(p);
+		return -EAGAIN;
 	}
 	*out = p;
 	return 0;
-fail:
-	if (p)
-		free(p->ready);
-	free(p);
-	return target ? -ENOMEM : -EINVAL;
 }
 
 static bool fits(const struct shell_pool *p, const struct vm *parent)
@@ -139,59 +186,93 @@ static bool fits(const struct shell_pool *p, const struct vm *parent)
 	       !memcmp(&parent->cpuid_mask, &p->mask, sizeof(p->mask));
 }
 
-struct vm *shell_pool_take(struct shell_pool *p, const struct vm *parent, bool *base_mapped)
+static bool same_file(int fd, dev_t dev, ino_t ino)
+{
+	struct stat st;
+
+	return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
+struct vm *shell_pool_take(struct shell_pool *p, const struct vm *parent, uint64_t serial,
+			   struct shell_fit *fit)
 {
 	struct shell s;
+	int best = -1;
 
-	*base_mapped = false;
+	memset(fit, 0, sizeof(*fit));
 	if (!p || !fits(p, parent))
 		return NULL;
 	pthread_mutex_lock(&p->lock);
-	if (!p->nready) {
-		pthread_mutex_unlock(&p->lock);
-		return NULL;
+	for (unsigned i = 0; i < p->nready; i++) {
+		best = (int)i;
+		if (serial && p->ready[i].serial == serial)
+			break; /* fully prepared for this parent */
 	}
-	s = p->ready[--p->nready];
-	pthread_cond_broadcast(&p->changed);
+	if (best >= 0) {
+		s = p->ready[best];
+		p->ready[best] = p->ready[--p->nready];
+		pthread_cond_broadcast(&p->changed);
+	}
 	pthread_mutex_unlock(&p->lock);
-	*base_mapped = s.mapped && same_file(parent->mem.fd, s.base_dev, s.base_ino);
+	if (best < 0)
+		return NULL;
+	fit->base_mapped = s.mapped && same_file(parent->mem.fd, s.base_dev, s.base_ino);
+	fit->state_loaded = fit->base_mapped && serial && s.serial == serial;
 	return s.vm;
 }
 
-void shell_pool_set_base(struct shell_pool *p, const struct guest_mem *base)
+void shell_pool_set_template(struct shell_pool *p, const struct guest_mem *base,
+			     const struct vm_snapshot *state, uint64_t serial)
 {
+	struct template *t;
 	struct stat st;
 
 	if (!p || !base->frozen || base->size != p->mem_size || fstat(base->fd, &st) < 0)
 		return;
+	t = calloc(1, sizeof(*t));
+	if (!t || vm_snapshot_copy(&t->state, state) < 0) {
+		free(t);
+		return;
+	}
+	t->base = (struct guest_mem){ .fd = fcntl(base->fd, F_DUPFD_CLOEXEC, 0), .size = base->size,
+				      .frozen = true, .is_memfd = base->is_memfd };
+	t->dev = st.st_dev;
+	t->ino = st.st_ino;
+	t->serial = serial;
+	t->users = 1;
 	pthread_mutex_lock(&p->lock);
-	if (p->base.fd >= 0)
-		close(p->base.fd);
-	p->base = (struct guest_mem){ .fd = fcntl(base->fd, F_DUPFD_CLOEXEC, 0),
-				      .size = base->size, .frozen = true,
-				      .is_memfd = base->is_memfd };
-	p->base_dev = st.st_dev;
-	p->base_ino = st.st_ino;
+	template_put_locked(p->tmpl);
+	p->tmpl = t;
+	pthread_cond_broadcast(&p->changed);
 	pthread_mutex_unlock(&p->lock);
 }
 
-unsigned shell_pool_ready(struct shell_pool *p)
+unsigned shell_pool_ready(struct shell_pool *p, unsigned *nprepared)
 {
-	unsigned n;
+	unsigned n, k = 0;
 
 	pthread_mutex_lock(&p->lock);
 	n = p->nready;
+	for (unsigned i = 0; i < n; i++)
+		k += !p->tmpl || prepared(&p->ready[i], p->tmpl);
 	pthread_mutex_unlock(&p->lock);
+	if (nprepared)
+		*nprepared = k;
 	return n;
 }
 
 unsigned shell_pool_wait_full(struct shell_pool *p, unsigned timeout_ms)
 {
 	struct timespec tick = { 0, 1000 * 1000 };
+	unsigned n = 0, k = 0;
 
-	for (unsigned i = 0; i < timeout_ms && shell_pool_ready(p) < p->target; i++)
+	for (unsigned i = 0; i <= timeout_ms; i++) {
+		n = shell_pool_ready(p, &k);
+		if (n >= p->target && k == n)
+			break;
 		nanosleep(&tick, NULL);
-	return shell_pool_ready(p);
+	}
+	return n;
 }
 
 void shell_pool_destroy(struct shell_pool *p)
@@ -205,8 +286,7 @@ void shell_pool_destroy(struct shell_pool *p)
 	pthread_join(p->thread, NULL);
 	for (unsigned i = 0; i < p->nready; i++)
 		vm_destroy(p->ready[i].vm);
-	if (p->base.fd >= 0)
-		close(p->base.fd);
+	template_put_locked(p->tmpl);
 	pthread_cond_destroy(&p->changed);
 	pthread_mutex_destroy(&p->lock);
 	free(p->ready);

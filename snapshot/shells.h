@@ -1,12 +1,14 @@
 /*
- * Warm shells: VMs created ahead of time (KVM VM, vCPUs with their CPUID,
- * devices, memory slots over a reserved host range), so that a fork only
- * loads state into one. KVM_CREATE_VM/VCPU and KVM_SET_USER_MEMORY_REGION
- * (which grows with RAM size) are paid here, off the fork's critical path.
- * When the pool knows the frozen base the next forks will use (a template),
- * it also maps that base into each shell ahead of time, so a fork from it
- * costs the same whatever the RAM size. A background thread keeps the pool
- * at its target.
+ * Warm shells: VMs created ahead of time (KVM VM, vCPUs with their CPUID and
+ * parked threads, devices, memory slots over a reserved host range), so that
+ * a fork does not pay KVM_CREATE_VM/VCPU or KVM_SET_USER_MEMORY_REGION (which
+ * grows with RAM size, and whose first use costs milliseconds here).
+ *
+ * When the pool knows a template (a paused VM whose frozen base and captured
+ * state forks reuse), it goes further in the background: it maps that base
+ * into each shell and loads the template's state into it, so a fork from the
+ * template only gives the shell its identity and console and wakes it; that
+ * costs the same whatever the RAM size.
  */
 #ifndef SNAPSHOT_SHELLS_H
 #define SNAPSHOT_SHELLS_H
@@ -19,20 +21,33 @@
 #include "vmm/memory.h"
 
 struct vm;
+struct vm_snapshot;
 struct shell_pool;
 
 int shell_pool_create(struct shell_pool **out, struct kvm_host *kvm, uint64_t mem_size,
 		      unsigned ncpus, const struct cpuid_mask *mask, unsigned target);
+
+/* What a shell taken from the pool already holds. */
+struct shell_fit {
+	bool base_mapped;     /* the parent's frozen base is mapped */
+	bool state_loaded;    /* the template state `serial` is loaded */
+};
+
 /*
  * A ready shell of parent's shape, or NULL (none ready, or another shape).
- * *base_mapped tells whether parent's frozen base is already mapped in it.
+ * serial names the parent's captured state (0: none).
  */
-struct vm *shell_pool_take(struct shell_pool *pool, const struct vm *parent, bool *base_mapped);
-/* Map this frozen base into shells ahead of time from now on. */
-void shell_pool_set_base(struct shell_pool *pool, const struct guest_mem *base);
-/* Shells ready now (for tests and the benchmark). */
-unsigned shell_pool_ready(struct shell_pool *pool);
-/* Wait until the pool holds its target (or timeout_ms passes); returns the count ready. */
+struct vm *shell_pool_take(struct shell_pool *pool, const struct vm *parent, uint64_t serial,
+			   struct shell_fit *fit);
+/*
+ * From now on prepare shells for this template: its frozen base and its
+ * captured state (copied), named by serial.
+ */
+void shell_pool_set_template(struct shell_pool *pool, const struct guest_mem *base,
+			     const struct vm_snapshot *state, uint64_t serial);
+/* Shells ready now, and how many of those are fully prepared for the template. */
+unsigned shell_pool_ready(struct shell_pool *pool, unsigned *prepared);
+/* Wait until the pool holds its target, all prepared (or timeout_ms passes); returns ready. */
 unsigned shell_pool_wait_full(struct shell_pool *pool, unsigned timeout_ms);
 void shell_pool_destroy(struct shell_pool *pool);
 

@@ -54,3 +54,13 @@ void vm_snapshot_free(struct vm_snapshot *snap)
 	snap->vcpus = NULL;
 }
 
+
+int vm_snapshot_copy(struct vm_snapshot *dst, const struct vm_snapshot *src)
+{
+	*dst = *src;
+	dst->vcpus = aligned_alloc(64, src->ncpus * sizeof(*dst->vcpus));
+	if (!dst->vcpus)
+		return -ENOMEM;
+	memcpy(dst->vcpus, src->vcpus, src->ncpus * sizeof(*dst->vcpus));
+	return 0;
+}

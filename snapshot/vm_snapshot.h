@@ -31,5 +31,7 @@ int vm_snapshot_capture(struct vm *vm, const struct msr_list *msrs, struct vm_sn
  */
 int vm_snapshot_load(struct vm *vm, const struct vm_snapshot *snap);
 void vm_snapshot_free(struct vm_snapshot *snap);
+/* A deep copy (dst is overwritten); returns 0 or -ENOMEM. */
+int vm_snapshot_copy(struct vm_snapshot *dst, const struct vm_snapshot *src);
 
 #endif

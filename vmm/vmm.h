@@ -29,6 +29,7 @@ struct vmm {
 	struct vm **vms;
 	unsigned nvms, cap;
 	uint64_t next_id;           /* 0 is the first booted VM */
+	uint64_t next_serial;       /* names captured fork states (fork.c) */
 	struct msr_list *msrs;      /* the MSRs a fork saves on this host */
 	struct shell_pool *shells;  /* NULL: forks create VMs cold */
 	const char *clone_console;  /* console spec for clones; "%u" becomes the clone id */
