@@ -28,7 +28,8 @@
  * to FORK forks the VM into N children; the write completes in the parent and in
  * every child, which all continue after it. Then:
  *   parent: FORK_RESULT = N (or a negative errno, two's complement: nothing was
- *           forked), FORK_FIRST_ID = the clone id of child 1 (children get
+ *           forked; -EBUSY (-16) when the host was pausing the VM at that
+ *           moment: retry), FORK_FIRST_ID = the clone id of child 1 (children get
  *           consecutive ids), CHILD_INDEX unchanged;
  *   child i (1..N): FORK_RESULT = 0, CHILD_INDEX = i, CLONE_ID its own id,
  *           GENERATION = the parent's + 1.

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,6 +279,21 @@ int vm_fork(struct vm *parent, const struct fork_request *req, struct vm **child
 	return ret;
 }
 
+/*
+ * A host operation that is pausing this VM (pause, fork, snapshot) waits for
+ * this very vCPU to park, so the vCPU must not block on op_lock then: it gives
+ * up (-EBUSY, the guest may retry). Any other holder is about to let go.
+ */
+static bool op_lock_from_vcpu(struct vm *vm)
+{
+	while (pthread_mutex_trylock(&vm->op_lock)) {
+		if (__atomic_load_n(&vm->pause_requested, __ATOMIC_ACQUIRE) || vm_stopping(vm))
+			return false;
+		sched_yield();
+	}
+	return true;
+}
+
 void vm_guest_fork(struct vm *vm, struct vcpu *self, uint64_t count)
 {
 	struct fork_request req = { .count = (unsigned)count, .start_children = true };
@@ -290,8 +306,7 @@ void vm_guest_fork(struct vm *vm, struct vcpu *self, uint64_t count)
 		ctl_set_fork_result(&vm->ctl, -EINVAL, 0);
 		return;
 	}
-	/* A host operation in progress (pause, fork, snapshot) wins; the guest may retry. */
-	if (pthread_mutex_trylock(&vm->op_lock)) {
+	if (!op_lock_from_vcpu(vm)) {
 		ctl_set_fork_result(&vm->ctl, -EBUSY, 0);
 		return;
 	}

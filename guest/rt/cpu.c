@@ -30,17 +30,25 @@ static void set_tss_descriptor(uint64_t *d, uint64_t base, uint32_t limit)
 }
 
 /* Interrupt gates (IF cleared on entry); int3 may be raised from CPL3; #DF gets IST1. */
+static void idt_set_gate(unsigned v, uint64_t addr)
+{
+	uint64_t type = v == RT_VEC_BP ? 0xee : 0x8e;
+
+	idt[2 * v] = (addr & 0xffff) | (uint64_t)RT_SEL_KCODE << 16 |
+		     (uint64_t)(v == RT_VEC_DF) << 32 | type << 40 | (addr >> 16 & 0xffff) << 48;
+	idt[2 * v + 1] = addr >> 32;
+}
+
 static void idt_build(void)
 {
-	for (unsigned v = 0; v < RT_NVECTORS; v++) {
-		uint64_t addr = (uintptr_t)rt_vector_stubs + v * RT_STUB_SIZE;
-		uint64_t type = v == RT_VEC_BP ? 0xee : 0x8e;
+	for (unsigned v = 0; v < RT_NVECTORS; v++)
+		idt_set_gate(v, (uintptr_t)rt_vector_stubs + v * RT_STUB_SIZE);
+}
 
-		idt[2 * v] = (addr & 0xffff) | (uint64_t)RT_SEL_KCODE << 16 |
-			     (uint64_t)(v == RT_VEC_DF) << 32 | type << 40 |
-			     (addr >> 16 & 0xffff) << 48;
-		idt[2 * v + 1] = addr >> 32;
-	}
+void rt_set_handler(unsigned vector, void (*entry)(void))
+{
+	if (vector < RT_NVECTORS)
+		idt_set_gate(vector, (uintptr_t)entry);
 }
 
 static void sse_enable(void)

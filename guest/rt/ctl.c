@@ -6,6 +6,11 @@
 #include "internal.h"
 
 #define BOOT_PARAMS_CMD_LINE_PTR 0x228 /* u32 in struct boot_params */
+#define BOOT_PARAMS_E820_ENTRIES 0x1e8 /* u8 */
+#define BOOT_PARAMS_E820_TABLE   0x2d0 /* 20-byte entries: u64 addr, u64 size, u32 type */
+#define BOOT_PARAMS_E820_MAX     128
+#define E820_ENTRY_SIZE          20
+#define E820_RAM                 1
 
 uint64_t rt_ctl_read(unsigned offset)
 {
@@ -54,6 +59,29 @@ const char *rt_cmdline(void)
 		return "";
 	ptr = *(volatile uint32_t *)(uintptr_t)(rt_boot_params + BOOT_PARAMS_CMD_LINE_PTR);
 	return ptr ? (const char *)(uintptr_t)ptr : "";
+}
+
+bool rt_is_ram(uint64_t addr, uint64_t len)
+{
+	const volatile uint8_t *zp = (const volatile uint8_t *)(uintptr_t)rt_boot_params;
+	unsigned n;
+
+	if (!zp || addr + len < addr)
+		return false;
+	n = zp[BOOT_PARAMS_E820_ENTRIES];
+	if (n > BOOT_PARAMS_E820_MAX)
+		n = BOOT_PARAMS_E820_MAX;
+	for (unsigned i = 0; i < n; i++) {
+		const volatile uint8_t *e = zp + BOOT_PARAMS_E820_TABLE + i * E820_ENTRY_SIZE;
+		uint64_t start = *(const volatile uint64_t *)e;
+		uint64_t size = *(const volatile uint64_t *)(e + 8);
+		uint32_t type = *(const volatile uint32_t *)(e + 16);
+
+		if (type == E820_RAM && addr >= start && addr + len <= start + size &&
+		    start + size >= start)
+			return true;
+	}
+	return false;
 }
 
 static size_t word_len(const char *s)

@@ -71,6 +71,19 @@ rt_enter_user:
 	mov %ax, %es
 	iretq
 
+/*
+ * uint64_t rt_cpl0_trap(fn, arg), from CPL3: an int3 that rt_trap knows by its
+ * address (rt_cpl0_trap_ret, where the trap leaves RIP); it runs fn(arg) at
+ * CPL0 and returns the value in RAX of the frame.
+ */
+	.globl rt_cpl0_trap, rt_cpl0_trap_ret
+rt_cpl0_trap:
+	mov %rdi, %rax
+	mov %rsi, %rdi
+	int3
+rt_cpl0_trap_ret:
+	ret
+
 /* void rt_park(void): stop this CPU. At CPL3 a #UD at rt_park_insn gets us to CPL0. */
 	.globl rt_park, rt_park_insn, rt_park_cpl0
 rt_park:

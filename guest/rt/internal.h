@@ -43,7 +43,9 @@ extern void (*volatile rt_ap_fn)(unsigned cpu);
 extern const char rt_vector_stubs[];
 extern const char rt_tramp_start[], rt_tramp_end[], rt_tramp_params[];
 extern const char rt_park_insn[];   /* the ud2 a CPU at CPL3 executes to halt */
+extern const char rt_cpl0_trap_ret[]; /* after the int3 of rt_cpl0_trap */
 void rt_ap_entry64(void);
+uint64_t rt_cpl0_trap(uint64_t (*fn)(uint64_t), uint64_t arg);
 void rt_load_segments(const struct rt_desc_ptr *gdtr, const struct rt_desc_ptr *idtr);
 rt_noreturn void rt_enter_user(void (*fn)(unsigned), unsigned arg, uint64_t rsp);
 rt_noreturn void rt_park(void);     /* any CPL: stop this CPU for good */

@@ -61,6 +61,24 @@ const char *rt_arg(const char *key, size_t *len);
 /* The value of key= as a decimal or 0x-hex number, or def when absent or malformed. */
 uint64_t rt_arg_u64(const char *key, uint64_t def);
 
+/*
+ * Run fn(arg) at CPL0 on this CPU and return its value: privileged work (MSRs,
+ * control registers, the LAPIC) for code at CPL3. From CPL3 it goes through
+ * an int3 of its own (not counted as a #BP) and fn runs with interrupts off;
+ * at CPL0 it is a plain call. fn must be RT_CPL0 and short.
+ */
+uint64_t rt_cpl0_call(uint64_t (*fn)(uint64_t arg), uint64_t arg);
+
+/*
+ * Point the IDT gate of vector (< 48; shared by all CPUs) at entry, an
+ * assembly routine that saves what it uses and ends in iretq (and, for an
+ * interrupt, writes the LAPIC EOI). CPL0 only.
+ */
+void rt_set_handler(unsigned vector, void (*entry)(void));
+
+/* Whether [addr, addr + len) lies inside one RAM entry of the e820 map (any CPL). */
+bool rt_is_ram(uint64_t addr, uint64_t len);
+
 /* LAPIC timer. rt_timer_start is CPL0 only and assumes KVM's 1 GHz APIC bus clock. */
 void rt_timer_start(uint32_t period_us);
 uint64_t rt_ticks(void);

@@ -2,7 +2,8 @@
  * Exceptions and unexpected interrupts, at CPL0. An exception at an address
  * listed in the exception table is counted and resumed at its fixup; any
  * other ends the VM with RT_EXIT_FAULT_BASE + vector after logging where it
- * happened. A #UD at rt_park_insn is how CPL3 code asks to halt its CPU.
+ * happened. A #UD at rt_park_insn is how CPL3 code asks to halt its CPU, an
+ * int3 in rt_cpl0_trap how it asks to run a function at CPL0.
  */
 #pragma GCC target("general-regs-only")
 #include "internal.h"
@@ -57,6 +58,10 @@ void rt_trap(struct rt_trap_frame *f)
 
 	if (f->vector == RT_VEC_UD && f->rip == (uintptr_t)rt_park_insn)
 		rt_park_cpl0();
+	if (f->vector == RT_VEC_BP && f->rip == (uintptr_t)rt_cpl0_trap_ret) {
+		f->rax = ((uint64_t (*)(uint64_t))f->rax)(f->rdi);
+		return;
+	}
 	fixup = f->vector < RT_NEXCEPTIONS ? extable_find(f->rip) : 0;
 	if (!fixup)
 		die(f);
@@ -80,4 +85,9 @@ struct rt_fault rt_last_fault(void)
 	};
 
 	return f;
+}
+
+uint64_t rt_cpl0_call(uint64_t (*fn)(uint64_t arg), uint64_t arg)
+{
+	return rt_cpl() == 0 ? fn(arg) : rt_cpl0_trap(fn, arg);
 }

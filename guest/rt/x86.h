@@ -43,7 +43,12 @@
 #define CR4_OSFXSR    (1 << 9)
 #define CR4_OSXMMEXCPT (1 << 10)
 #define CR4_PCIDE     (1 << 17)
+#define CR4_OSXSAVE   (1 << 18)
 #define MSR_EFER      0xc0000080
+#define MSR_FS_BASE   0xc0000100
+#define MSR_GS_BASE   0xc0000101
+#define MSR_KERNEL_GS_BASE 0xc0000102
+#define MSR_TSC_AUX   0xc0000103
 #define EFER_LMA      (1 << 10)
 #define RFLAGS_IF     (1 << 9)
 #define RFLAGS_FIXED  (1 << 1)
@@ -126,6 +131,11 @@ static inline uint64_t rdmsr(uint32_t msr)
 	uint32_t lo, hi;
 	asm volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
 	return lo | (uint64_t)hi << 32;
+}
+
+static inline void wrmsr(uint32_t msr, uint64_t v)
+{
+	asm volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)) : "memory");
 }
 
 static inline void outb(uint16_t port, uint8_t v)
