@@ -4,7 +4,7 @@
 
 #include <stdio.h>
 
-#define VMFORK_VERSION "0.1.0"
+#include "vmm/version.h"
 
 /* Exit statuses of vm-fork itself (a guest's own status passes through unchanged). */
 #define CLI_EXIT_ERROR 1   /* the VMM could not start or run the VM */
@@ -19,5 +19,17 @@ struct cli_command {
 
 int cmd_run(int argc, char **argv);
 void cmd_run_usage(FILE *out);
+
+/* Clients of a running VMM's control API (tools/cmd_api.c). */
+int cmd_fork(int argc, char **argv);
+void cmd_fork_usage(FILE *out);
+int cmd_info(int argc, char **argv);
+void cmd_info_usage(FILE *out);
+int cmd_pause(int argc, char **argv);
+void cmd_pause_usage(FILE *out);
+int cmd_resume(int argc, char **argv);
+void cmd_resume_usage(FILE *out);
+int cmd_stop(int argc, char **argv);
+void cmd_stop_usage(FILE *out);
 
 #endif

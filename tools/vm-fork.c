@@ -8,6 +8,11 @@
 
 static const struct cli_command commands[] = {
 	{ "run", "boot a VM and run it until the guest exits", cmd_run, cmd_run_usage },
+	{ "fork", "fork a VM of a running VMM into clones (API)", cmd_fork, cmd_fork_usage },
+	{ "info", "list the VMs of a running VMM, or show one (API)", cmd_info, cmd_info_usage },
+	{ "pause", "pause a VM of a running VMM (API)", cmd_pause, cmd_pause_usage },
+	{ "resume", "resume a paused VM (API)", cmd_resume, cmd_resume_usage },
+	{ "stop", "stop a VM of a running VMM (API)", cmd_stop, cmd_stop_usage },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

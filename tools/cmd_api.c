@@ -1,0 +1,385 @@
+/*
+ * vm-fork fork, info, pause, resume, stop: clients of a running VMM's
+ * control API (vmm/api.h), HTTP over its Unix socket with libcurl.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "snapshot/fork.h"
+#include "tools/cli.h"
+#include "vmm/parse.h"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define FORK_MAX_COUNT_STR STR(FORK_MAX_COUNT)
+#define REPLY_MAX (64u << 20)       /* a list of thousands of VMs fits easily */
+#define CONNECT_TIMEOUT_S 5L
+#define REQUEST_TIMEOUT_S 600L      /* a fork into thousands of clones takes a while */
+
+/* What one command does; the option parser and the request are shared. */
+struct api_cmd {
+	const char *name;
+	const char *method;
+	const char *action;          /* "/v1/vms/ID/<action>"; NULL: no action */
+	bool needs_id;
+	bool fork_opts;              /* takes --count and --paused */
+	const char *what;            /* a sentence for --help */
+};
+
+struct api_opts {
+	const char *socket;
+	uint64_t id;
+	bool have_id, paused, json;
+	unsigned count;
+};
+
+struct reply {
+	long status;
+	char *body;
+	size_t len;
+};
+
+static const struct api_cmd fork_cmd = {
+	"fork", "PUT", "fork", false, true,
+	"Fork a running VM into clones, copy-on-write; prints each clone's id and console.",
+};
+static const struct api_cmd info_cmd = {
+	"info", "GET", NULL, false, false,
+	"Show every VM of a running VMM, or one with --id.",
+};
+static const struct api_cmd pause_cmd = {
+	"pause", "PUT", "pause", true, false, "Pause a running VM.",
+};
+static const struct api_cmd resume_cmd = {
+	"resume", "PUT", "resume", true, false, "Resume a paused VM.",
+};
+static const struct api_cmd stop_cmd = {
+	"stop", "PUT", "stop", true, false,
+	"Stop a VM (it stays listed, stopped, until its VMM removes it).",
+};
+
+static void usage(const struct api_cmd *cmd, FILE *out)
+{
+	fprintf(out, "usage: vm-fork %s --api PATH %s%s[--json]\n\n%s\n\n", cmd->name,
+		cmd->needs_id ? "--id ID " : "[--id ID] ",
+		cmd->fork_opts ? "[--count N] [--paused] " : "", cmd->what);
+	fprintf(out, "  -a, --api PATH   the VMM's control socket\n");
+	if (cmd->fork_opts)
+		fprintf(out, "  -i, --id ID      the VM to fork (default 0, the first booted VM)\n"
+			"  -n, --count N    how many clones, 1 to %d (default 1)\n"
+			"      --paused     leave the clones paused ('vm-fork resume' starts them)\n",
+			FORK_MAX_COUNT);
+	else
+		fprintf(out, "  -i, --id ID      the VM%s\n", cmd->needs_id ? "" : " (default: all)");
+	fprintf(out, "      --json       print the API's JSON answer as it is\n"
+		"  -h, --help       this text\n\n"
+		"Exit status: 0 done, 1 the VMM refused or could not be reached, 64 bad command line.\n");
+}
+
+void cmd_fork_usage(FILE *out) { usage(&fork_cmd, out); }
+void cmd_info_usage(FILE *out) { usage(&info_cmd, out); }
+void cmd_pause_usage(FILE *out) { usage(&pause_cmd, out); }
+void cmd_resume_usage(FILE *out) { usage(&resume_cmd, out); }
+void cmd_stop_usage(FILE *out) { usage(&stop_cmd, out); }
+
+static int bad_usage(const struct api_cmd *cmd, const char *fmt, const char *arg)
+{
+	fprintf(stderr, "vm-fork %s: ", cmd->name);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n(see 'vm-fork %s --help')\n", cmd->name);
+	return CLI_EXIT_USAGE;
+}
+
+static int parse_id(const char *s, uint64_t *id)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	*id = strtoull(s, &end, 10);
+	return errno || *end ? -EINVAL : 0;
+}
+
+static int parse_one(const struct api_cmd *cmd, int c, struct api_opts *o)
+{
+	if ((c == 'n' || c == 'P') && !cmd->fork_opts)
+		return bad_usage(cmd, "%s", "--count and --paused are options of 'vm-fork fork'");
+	switch (c) {
+	case 'a': o->socket = optarg; return 0;
+	case 'j': o->json = true; return 0;
+	case 'P': o->paused = true; return 0;
+	case 'i':
+		o->have_id = true;
+		if (parse_id(optarg, &o->id))
+			return bad_usage(cmd, "--id '%s' is not a VM id (a number)", optarg);
+		return 0;
+	case 'n':
+		if (parse_count(optarg, 1, FORK_MAX_COUNT, &o->count) < 0)
+			return bad_usage(cmd, "--count '%s': give a number from 1 to "
+					 FORK_MAX_COUNT_STR, optarg);
+		return 0;
+	case 'h': usage(cmd, stdout); exit(0);
+	}
+	return bad_usage(cmd, "%s", "unknown option or missing argument");
+}
+
+static int parse_args(const struct api_cmd *cmd, int argc, char **argv, struct api_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "api", required_argument, NULL, 'a' }, { "id", required_argument, NULL, 'i' },
+		{ "count", required_argument, NULL, 'n' }, { "paused", no_argument, NULL, 'P' },
+		{ "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, ret;
+
+	while ((c = getopt_long(argc, argv, "+a:i:n:h", longopts, NULL)) != -1)
+		if ((ret = parse_one(cmd, c, o)))
+			return ret;
+	if (optind < argc)
+		return bad_usage(cmd, "unexpected argument '%s'", argv[optind]);
+	if (!o->socket)
+		return bad_usage(cmd, "%s", "--api PATH (the VMM's control socket) is required");
+	if (cmd->needs_id && !o->have_id)
+		return bad_usage(cmd, "%s", "--id ID is required");
+	return 0;
+}
+
+/* ---- HTTP over the Unix socket ---- */
+
+static size_t on_data(char *data, size_t size, size_t n, void *opaque)
+{
+	struct reply *r = opaque;
+	size_t len = size * n;
+	char *grown;
+
+	if (len > REPLY_MAX - r->len)
+		return 0; /* curl fails the transfer */
+	grown = realloc(r->body, r->len + len + 1);
+	if (!grown)
+		return 0;
+	r->body = grown;
+	memcpy(r->body + r->len, data, len);
+	r->len += len;
+	r->body[r->len] = '\0';
+	return len;
+}
+
+static bool socket_exists(const char *cmd, const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		fprintf(stderr, "vm-fork %s: no API socket at %s: %s (is a VMM serving its API there?)\n",
+			cmd, path, strerror(errno));
+		return false;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		fprintf(stderr, "vm-fork %s: %s is not a socket\n", cmd, path);
+		return false;
+	}
+	return true;
+}
+
+static CURLcode perform(CURL *curl, const char *sock, const char *method, const char *path,
+			const char *body, struct reply *r, char *err)
+{
+	struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+	char url[256];
+	CURLcode rc;
+
+	snprintf(url, sizeof(url), "http://localhost%s", path);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, sock);
+	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+	if (strcmp(method, "GET")) { /* PUT and DELETE: a body, maybe empty, with its length */
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body ? body : "");
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
+	}
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, err);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT, REQUEST_TIMEOUT_S);
+	rc = curl_easy_perform(curl);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_slist_free_all(hdrs);
+	return rc;
+}
+
+/* One request; 0 with r filled in (any HTTP status), or -1 after saying why. */
+static int api_request(const char *cmd, const char *sock, const char *method, const char *path,
+		       const char *body, struct reply *r)
+{
+	char err[CURL_ERROR_SIZE] = "";
+	CURLcode rc;
+	CURL *curl;
+
+	memset(r, 0, sizeof(*r));
+	if (!socket_exists(cmd, sock))
+		return -1;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) || !(curl = curl_easy_init())) {
+		fprintf(stderr, "vm-fork %s: cannot initialize libcurl\n", cmd);
+		return -1;
+	}
+	rc = perform(curl, sock, method, path, body, r, err);
+	curl_easy_cleanup(curl);
+	curl_global_cleanup();
+	if (rc == CURLE_OK)
+		return 0;
+	if (rc == CURLE_COULDNT_CONNECT)
+		fprintf(stderr, "vm-fork %s: cannot connect to %s: %s "
+			"(a stale socket? is the VMM still running?)\n",
+			cmd, sock, err[0] ? err : curl_easy_strerror(rc));
+	else
+		fprintf(stderr, "vm-fork %s: %s %s over %s failed: %s\n", cmd, method, path, sock,
+			err[0] ? err : curl_easy_strerror(rc));
+	free(r->body);
+	r->body = NULL;
+	return -1;
+}
+
+static const char *str_of(json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	return s ? s : "?";
+}
+
+/* The answer as JSON when it is a success; else print the server's error and return NULL. */
+static json_t *parse_reply(const char *cmd, const struct reply *r)
+{
+	json_t *j = r->len ? json_loadb(r->body, r->len, 0, NULL) : NULL;
+
+	if (r->status >= 200 && r->status < 300 && (j || !r->len))
+		return j ? j : json_object();
+	if (j && json_string_value(json_object_get(j, "error")))
+		fprintf(stderr, "vm-fork %s: %s\n", cmd, str_of(j, "error"));
+	else
+		fprintf(stderr, "vm-fork %s: the VMM answered HTTP %ld%s\n", cmd, r->status,
+			j || !r->len ? "" : " with a body that is not JSON");
+	json_decref(j);
+	return NULL;
+}
+
+/* ---- Printing ---- */
+
+static void print_vm_line(json_t *vm)
+{
+	json_int_t mem = json_integer_value(json_object_get(vm, "mem_bytes"));
+
+	printf("%-6" JSON_INTEGER_FORMAT " %-6" JSON_INTEGER_FORMAT " %-4" JSON_INTEGER_FORMAT
+	       " %-8s %-4" JSON_INTEGER_FORMAT " %6" JSON_INTEGER_FORMAT "M %s",
+	       json_integer_value(json_object_get(vm, "id")),
+	       json_integer_value(json_object_get(vm, "parent_id")),
+	       json_integer_value(json_object_get(vm, "generation")), str_of(vm, "state"),
+	       json_integer_value(json_object_get(vm, "cpus")), mem >> 20, str_of(vm, "console"));
+	if (json_object_get(vm, "stop_reason"))
+		printf("  (%s, exit status %" JSON_INTEGER_FORMAT ")", str_of(vm, "stop_reason"),
+		       json_integer_value(json_object_get(vm, "exit_status")));
+	printf("\n");
+}
+
+static void print_vm_list(json_t *list)
+{
+	size_t i;
+	json_t *vm;
+
+	printf("%-6s %-6s %-4s %-8s %-4s %7s %s\n", "ID", "PARENT", "GEN", "STATE", "CPUS", "MEM",
+	       "CONSOLE");
+	json_array_foreach(list, i, vm)
+		print_vm_line(vm);
+}
+
+static void print_object(json_t *obj)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(obj, key, v) {
+		if (json_is_integer(v))
+			printf("%-12s %" JSON_INTEGER_FORMAT "\n", key, json_integer_value(v));
+		else if (json_is_string(v))
+			printf("%-12s %s\n", key, json_string_value(v));
+	}
+}
+
+static void print_fork(json_t *ans)
+{
+	json_t *stats = json_object_get(ans, "stats"), *child;
+	json_t *children = json_object_get(ans, "children");
+	size_t i;
+
+	json_array_foreach(children, i, child)
+		printf("clone %" JSON_INTEGER_FORMAT " console %s\n",
+		       json_integer_value(json_object_get(child, "id")), str_of(child, "console"));
+	printf("forked VM %" JSON_INTEGER_FORMAT " into %zu clone(s) in %" JSON_INTEGER_FORMAT
+	       " us (parent paused %" JSON_INTEGER_FORMAT " us, %" JSON_INTEGER_FORMAT
+	       " pages copied)\n", json_integer_value(json_object_get(ans, "parent")),
+	       json_array_size(children), json_integer_value(json_object_get(stats, "total_us")),
+	       json_integer_value(json_object_get(stats, "paused_us")),
+	       json_integer_value(json_object_get(stats, "pages_copied")));
+}
+
+static void print_answer(const struct api_cmd *cmd, const struct api_opts *o, json_t *ans)
+{
+	if (cmd == &fork_cmd)
+		print_fork(ans);
+	else if (json_is_array(json_object_get(ans, "vms")))
+		print_vm_list(json_object_get(ans, "vms"));
+	else if (cmd == &info_cmd)
+		print_object(ans);
+	else
+		printf("VM %" PRIu64 ": %s\n", o->id, str_of(ans, "state"));
+}
+
+/* ---- The commands ---- */
+
+static int api_main(const struct api_cmd *cmd, int argc, char **argv)
+{
+	struct api_opts o = { .count = 1 };
+	char path[128], body[64] = "";
+	struct reply r;
+	json_t *ans;
+	int ret = parse_args(cmd, argc, argv, &o);
+
+	if (ret)
+		return ret;
+	if (cmd->action)
+		snprintf(path, sizeof(path), "/v1/vms/%" PRIu64 "/%s", o.id, cmd->action);
+	else if (o.have_id)
+		snprintf(path, sizeof(path), "/v1/vms/%" PRIu64, o.id);
+	else
+		snprintf(path, sizeof(path), "/v1/vms");
+	if (cmd->fork_opts)
+		snprintf(body, sizeof(body), "{\"count\": %u, \"start\": %s}", o.count,
+			 o.paused ? "false" : "true");
+	if (api_request(cmd->name, o.socket, cmd->method, path, body, &r) < 0)
+		return CLI_EXIT_ERROR;
+	ans = parse_reply(cmd->name, &r);
+	if (ans && o.json)
+		fwrite(r.body, 1, r.len, stdout);
+	else if (ans)
+		print_answer(cmd, &o, ans);
+	free(r.body);
+	ret = ans ? 0 : CLI_EXIT_ERROR;
+	json_decref(ans);
+	return ret;
+}
+
+int cmd_fork(int argc, char **argv) { return api_main(&fork_cmd, argc, argv); }
+int cmd_info(int argc, char **argv) { return api_main(&info_cmd, argc, argv); }
+int cmd_pause(int argc, char **argv) { return api_main(&pause_cmd, argc, argv); }
+int cmd_resume(int argc, char **argv) { return api_main(&resume_cmd, argc, argv); }
+int cmd_stop(int argc, char **argv) { return api_main(&stop_cmd, argc, argv); }

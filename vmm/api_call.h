@@ -1,0 +1,42 @@
+/*
+ * Inside the control API: one request as a handler sees it. The server
+ * (vmm/api.c) parses and validates the request against the route table,
+ * calls the handler, and sends what the handler left in status and reply.
+ * The handlers and the table are in vmm/api_vm.c.
+ */
+#ifndef VMM_API_CALL_H
+#define VMM_API_CALL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct vmm;
+
+struct api_call {
+	struct vmm *vmm;
+	uint64_t id;                /* the path's {id} */
+	json_t *args;               /* the body's object (only keys the route allows), or NULL */
+	unsigned status;            /* HTTP status of the answer */
+	json_t *reply;              /* its body; NULL: none (204) */
+};
+
+struct api_route {
+	const char *method;
+	const char *pattern;        /* a "{id}" segment holds a decimal VM id */
+	void (*handler)(struct api_call *c);
+	const char *const *fields;  /* keys the body may have, NULL-terminated; NULL: none */
+};
+
+extern const struct api_route api_routes[];
+extern const size_t api_nroutes;
+
+/* Answer with body (reference stolen; NULL from a failed json_pack() becomes a 500). */
+void api_reply(struct api_call *c, unsigned status, json_t *body);
+/* Answer {"error": message}. */
+void api_error(struct api_call *c, unsigned status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* s (at most max bytes) as a JSON string; bytes that are not UTF-8 become '?'. */
+json_t *api_json_text(const char *s, size_t max);
+
+#endif
