@@ -90,7 +90,7 @@ bench: deps
 
 # Without the slow Linux boot tier.
 test-fast: all
-	$(Q)$(TEST_BIN) --filter='!linux_boot/*'
+	$(Q)$(TEST_BIN) --filter='!(linux_boot/*)'
 
 clean:
 	rm -rf $(BUILD)

@@ -257,7 +257,7 @@ static void check_poked(const struct vcpu_state *s, const struct msr_list *l)
 	if (listed(l, MSR_TSC_AUX))
 		cr_assert_eq(msr_of(s, MSR_TSC_AUX), 0x2a);
 	else
-		cr_log_warn("TSC_AUX is not among this host's MSRs: not checked");
+		cr_log_info("TSC_AUX is not among this host's MSRs: not checked");
 	if (listed(l, MSR_KVM_SYSTEM_TIME_NEW))
 		cr_assert_eq(msr_of(s, MSR_KVM_SYSTEM_TIME_NEW), 0x5001);
 }

@@ -10,13 +10,20 @@
 #include "tools/cli.h"
 #include "vmm/log.h"
 #include "vmm/parse.h"
+#include "snapshot/shells.h"
+#include "vmm/api.h"
 #include "vmm/vm.h"
+#include "vmm/vmm.h"
 
 #define DEFAULT_MEM (256 * MiB)
 
 struct run_options {
 	struct vm_config vm;
 	const char *kvm_path;
+	const char *api_path;
+	const char *clone_console;
+	char clone_console_buf[4200];
+	unsigned shells;
 };
 
 void cmd_run_usage(FILE *out)
@@ -25,6 +32,7 @@ void cmd_run_usage(FILE *out)
 		"usage: vm-fork run --kernel FILE [options]\n"
 		"\n"
 		"Boot a VM and run it until the guest exits; vm-fork exits with the guest's status.\n"
+		"With clones (forked through the API or by the guest), it runs until every VM stopped.\n"
 		"\n"
 		"  -k, --kernel FILE     ELF64 executable (vmlinux, our guests) or bzImage\n"
 		"  -i, --initrd FILE     initial ramdisk\n"
@@ -38,6 +46,11 @@ void cmd_run_usage(FILE *out)
 		"                        socket:PATH (listens on a Unix socket), fd:N\n"
 		"      --cpuid-mask LIST hide CPU features: names (avx512f,x2apic,...) or\n"
 		"                        LEAF[.SUBLEAF]:REG:BIT, comma separated ('help' lists names)\n"
+		"      --api PATH        serve the control API (REST, JSON) on a Unix socket;\n"
+		"                        'vm-fork fork --api PATH' and curl --unix-socket use it\n"
+		"      --shells N        keep N warm shells (pre-made VMs) so forks only load state\n"
+		"      --clone-console SPEC  console of each clone, %%u = its id (default with\n"
+		"                        --api: file:PATH.clone-%%u.log, else none)\n"
 		"      --kvm PATH        the KVM device (default /dev/kvm)\n"
 		"  -v, --verbose         more messages (repeat for debug)\n"
 		"  -q, --quiet           errors only\n"
@@ -78,6 +91,8 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 		{ "mem-file", required_argument, NULL, 'M' }, { "cpus", required_argument, NULL, 'p' },
 		{ "console", required_argument, NULL, 'C' }, { "cpuid-mask", required_argument, NULL, 'X' },
 		{ "kvm", required_argument, NULL, 'K' }, { "verbose", no_argument, NULL, 'v' },
+		{ "api", required_argument, NULL, 'A' }, { "shells", required_argument, NULL, 'S' },
+		{ "clone-console", required_argument, NULL, 'L' },
 		{ "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -98,6 +113,12 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 			o->vm.cpuid_mask = optarg;
 			break;
 		case 'K': o->kvm_path = optarg; break;
+		case 'A': o->api_path = optarg; break;
+		case 'L': o->clone_console = optarg; break;
+		case 'S':
+			if (parse_count(optarg, 0, 4096, &o->shells) < 0)
+				return bad_usage("--shells '%s': give a number from 0 to 4096", optarg);
+			break;
 		case 'v': level = level < LOG_DEBUG ? level + 1 : LOG_DEBUG; break;
 		case 'q': level = LOG_ERROR; break;
 		case 'h': cmd_run_usage(stdout); exit(0);
@@ -121,10 +142,11 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 	return 0;
 }
 
-/* SIGINT, SIGTERM and SIGHUP stop the VM cleanly; they are handled by this thread alone. */
+/* SIGINT, SIGTERM and SIGHUP stop every VM cleanly; they are handled by this thread alone. */
 static void *signal_thread(void *arg)
 {
-	struct vm *vm = arg;
+	struct vmm *vmm = arg;
+	uint64_t ids[1024];
 	sigset_t set;
 	int sig;
 
@@ -132,9 +154,16 @@ static void *signal_thread(void *arg)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
-	if (sigwait(&set, &sig) == 0) {
-		pr_info("signal %d: stopping the VM", sig);
-		vm_request_stop(vm, VM_STOP_REQUESTED, 128 + sig);
+	if (sigwait(&set, &sig) != 0)
+		return NULL;
+	pr_info("signal %d: stopping every VM", sig);
+	for (unsigned i = 0, n = vmm_list(vmm, ids, 1024); i < n && i < 1024; i++) {
+		struct vm *vm = vmm_get(vmm, ids[i]);
+
+		if (vm) {
+			vm_request_stop(vm, VM_STOP_REQUESTED, 128 + sig);
+			vmm_put(vmm, vm);
+		}
 	}
 	return NULL;
 }
@@ -150,46 +179,79 @@ static void block_stop_signals(void)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
-static int run_vm(struct vm *vm, const struct vm_config *cfg)
+/* Where clones' consoles go unless --clone-console says: files beside the API socket. */
+static void default_clone_console(struct run_options *o)
 {
-	enum vm_stop_reason reason;
+	if (o->clone_console || !o->api_path)
+		return;
+	snprintf(o->clone_console_buf, sizeof(o->clone_console_buf), "file:%s.clone-%%u.log",
+		 o->api_path);
+	o->clone_console = o->clone_console_buf;
+}
+
+static int start_services(struct vmm *vmm, struct vm *root, struct run_options *o,
+			  struct api_server **api)
+{
+	int ret = 0;
+
+	default_clone_console(o);
+	vmm->clone_console = o->clone_console;
+	if (o->shells)
+		ret = shell_pool_create(&vmm->shells, &vmm->kvm, root->mem.size, root->ncpus,
+					&root->cpuid_mask, o->shells);
+	if (!ret && o->api_path)
+		ret = api_server_start(api, vmm, o->api_path);
+	return ret;
+}
+
+/* Boot the VM, serve the API, and wait until every VM (the booted one and its clones) stopped. */
+static int run_all(struct vmm *vmm, struct run_options *o)
+{
+	struct api_server *api = NULL;
 	pthread_t sig_thread;
-	int ret = vm_boot(vm, cfg);
+	struct vm *root;
+	int ret = vm_create(&root, &vmm->kvm, &o->vm);
 
 	if (ret < 0)
 		return CLI_EXIT_ERROR;
-	if (pthread_create(&sig_thread, NULL, signal_thread, vm))
+	ret = vm_boot(root, &o->vm);
+	if (!ret)
+		ret = vmm_add(vmm, root);
+	if (ret < 0) {
+		vm_destroy(root);
 		return CLI_EXIT_ERROR;
-	ret = vm_start(vm);
-	reason = vm_wait(vm);
-	pthread_cancel(sig_thread);
-	pthread_join(sig_thread, NULL);
+	}
+	ret = start_services(vmm, root, o, &api);
+	if (!ret && pthread_create(&sig_thread, NULL, signal_thread, vmm) == 0) {
+		ret = vm_start(root);
+		vmm_wait_all_stopped(vmm, 0);
+		pthread_cancel(sig_thread);
+		pthread_join(sig_thread, NULL);
+	} else {
+		ret = -1;
+	}
+	if (api)
+		api_server_stop(api);
 	if (ret < 0)
 		return CLI_EXIT_ERROR;
-	pr_info("VM stopped: %s, status %d", vm_stop_reason_name(reason), vm_exit_code(vm));
-	return vm_exit_code(vm) & 0xff;
+	pr_info("VM stopped: %s, status %d", vm_stop_reason_name(root->stop_reason),
+		vm_exit_code(root));
+	return vm_exit_code(root) & 0xff;
 }
 
 int cmd_run(int argc, char **argv)
 {
 	struct run_options o = { .vm = { .mem_size = DEFAULT_MEM, .ncpus = 1, .console_input = true } };
-	struct kvm_host kvm;
-	struct vm *vm;
+	struct vmm vmm;
 	int ret;
 
 	ret = parse_run_args(argc, argv, &o);
 	if (ret)
 		return ret;
 	block_stop_signals();
-	if (kvm_host_open(&kvm, o.kvm_path) < 0)
+	if (vmm_init(&vmm, o.kvm_path) < 0)
 		return CLI_EXIT_ERROR;
-	ret = vm_create(&vm, &kvm, &o.vm);
-	if (ret < 0) {
-		kvm_host_close(&kvm);
-		return CLI_EXIT_ERROR;
-	}
-	ret = run_vm(vm, &o.vm);
-	vm_destroy(vm);
-	kvm_host_close(&kvm);
+	ret = run_all(&vmm, &o);
+	vmm_destroy(&vmm);
 	return ret;
 }
