@@ -278,13 +278,16 @@ static json_t *parse_reply(const char *cmd, const struct reply *r)
 static void print_vm_line(json_t *vm)
 {
 	json_int_t mem = json_integer_value(json_object_get(vm, "mem_bytes"));
+	json_int_t own = json_integer_value(json_object_get(vm, "private_bytes"));
 
 	printf("%-6" JSON_INTEGER_FORMAT " %-6" JSON_INTEGER_FORMAT " %-4" JSON_INTEGER_FORMAT
-	       " %-8s %-4" JSON_INTEGER_FORMAT " %6" JSON_INTEGER_FORMAT "M %s",
+	       " %-8s %-4" JSON_INTEGER_FORMAT " %6" JSON_INTEGER_FORMAT "M %8" JSON_INTEGER_FORMAT
+	       "K %s",
 	       json_integer_value(json_object_get(vm, "id")),
 	       json_integer_value(json_object_get(vm, "parent_id")),
 	       json_integer_value(json_object_get(vm, "generation")), str_of(vm, "state"),
-	       json_integer_value(json_object_get(vm, "cpus")), mem >> 20, str_of(vm, "console"));
+	       json_integer_value(json_object_get(vm, "cpus")), mem >> 20, own >> 10,
+	       str_of(vm, "console"));
 	if (json_object_get(vm, "stop_reason"))
 		printf("  (%s, exit status %" JSON_INTEGER_FORMAT ")", str_of(vm, "stop_reason"),
 		       json_integer_value(json_object_get(vm, "exit_status")));
@@ -296,8 +299,8 @@ static void print_vm_list(json_t *list)
 	size_t i;
 	json_t *vm;
 
-	printf("%-6s %-6s %-4s %-8s %-4s %7s %s\n", "ID", "PARENT", "GEN", "STATE", "CPUS", "MEM",
-	       "CONSOLE");
+	printf("%-6s %-6s %-4s %-8s %-4s %7s %9s %s\n", "ID", "PARENT", "GEN", "STATE", "CPUS", "MEM",
+	       "PRIVATE", "CONSOLE");
 	json_array_foreach(list, i, vm)
 		print_vm_line(vm);
 }

@@ -1,11 +1,58 @@
 #!/bin/sh
-# The README's main command: boot a small guest on 4 vCPUs, show its console,
-# exit with its status.
+# The README's main command: boot a template guest that builds a 64 MiB table,
+# freeze it, fork it into clones that each work on their own slice of that
+# shared table, and show what each did, how long the forks took and what
+# the clones cost in memory. Then fork again from the warm shells.
 set -eu
 cd "$(dirname "$0")/.."
-build=${BUILD:-build}
-echo "demo: booting build/guest/smp.elf on 4 vCPUs with 256 MiB (guest RAM in a memfd)"
-status=0
-"$build/vm-fork" run --kernel "$build/guest/smp.elf" --cpus 4 --mem 256M --console stdio || status=$?
-echo "demo: the guest exited with status $status"
+vmfork=${BUILD:-build}/vm-fork
+guest=${BUILD:-build}/guest/demo.elf
+clones=${CLONES:-8}
+dir=$(mktemp -d /tmp/vm-fork-demo.XXXXXX)
+api=$dir/api.sock
+pid=
+cleanup() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+
+wait_for() { # wait_for FILE TEXT COUNT
+	i=0
+	while [ "$(grep -c "$2" "$1" 2>/dev/null || true)" -lt "$3" ]; do
+		i=$((i + 1))
+		[ $i -gt 600 ] && { echo "demo: timed out waiting for '$2' in $1" >&2; exit 1; }
+		sleep 0.1
+	done
+}
+
+echo "== 1. boot the template: 256 MiB of guest RAM in a memfd, control API at $api"
+"$vmfork" run --kernel "$guest" --mem 256M --cmdline "mib=64 clones=$clones" \
+	--api "$api" --shells "$clones" --clone-console "file:$dir/clone-%u.log" \
+	>"$dir/template.log" 2>&1 &
+pid=$!
+wait_for "$dir/template.log" "template ready" 1
+sed 's/^/   template| /' "$dir/template.log"
+
+echo "== 2. freeze it and fork $clones clones (each continues from the same instruction)"
+"$vmfork" pause --api "$api" --id 0 | sed "s/^/   /"
+"$vmfork" fork --api "$api" --id 0 --count "$clones" | sed 's/^/   /'
+for id in $(seq 1 "$clones"); do wait_for "$dir/clone-$id.log" "demo: clone" 1; done
+
+echo "== 3. what each clone did with the shared table"
+cat "$dir"/clone-*.log | sort -t' ' -k3 -n | sed 's/^/   /'
+
+echo "== 4. what they cost: PRIVATE is host memory a VM has of its own (pages it wrote)"
+sleep 0.2
+"$vmfork" info --api "$api" | sed 's/^/   /'
+
+echo "== 5. fork $clones more: the shells are now prepared with the template's state"
+"$vmfork" fork --api "$api" --id 0 --count "$clones" | tail -1 | sed 's/^/   /'
+for id in $(seq $((clones + 1)) $((2 * clones))); do wait_for "$dir/clone-$id.log" "demo: clone" 1; done
+echo "   all $((2 * clones)) clones finished; failures: $(grep -c MISMATCH "$dir"/clone-*.log | grep -vc ':0$' || true)"
+
+"$vmfork" stop --api "$api" --id 0 >/dev/null
+wait "$pid" && status=0 || status=$?
+pid=
+echo "== done: vm-fork exited with status $status"
 exit "$status"

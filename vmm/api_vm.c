@@ -49,6 +49,8 @@ static json_t *vm_json(struct vm *vm)
 		      "state", vm_run_state_name(state), "cpus", (json_int_t)vm->ncpus,
 		      "mem_bytes", (json_int_t)vm->mem.size,
 		      "console", api_json_text(vm->console_spec, sizeof(vm->console_spec)));
+	if (o)
+		json_object_set_new(o, "private_bytes", json_integer((json_int_t)vm_private_bytes(vm)));
 	if (o && state == VM_STATE_STOPPED)
 		add_stop_info(o, vm);
 	return o;

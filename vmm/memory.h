@@ -81,6 +81,9 @@ void mem_ranges_free(struct mem_ranges *ranges);
 void guest_mem_copy_ranges(const struct guest_mem *src, struct guest_mem *dst,
 			   const struct mem_ranges *ranges);
 
+/* Bytes of the RAM file in memory (pages ever touched), by mincore(). */
+uint64_t guest_mem_resident_bytes(const struct guest_mem *mem);
+
 /* Highest guest-physical address + 1 that is RAM below 4 GiB. */
 uint64_t guest_mem_low_end(const struct guest_mem *mem);
 

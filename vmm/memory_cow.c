@@ -206,3 +206,23 @@ void guest_mem_copy_ranges(const struct guest_mem *src, struct guest_mem *dst,
 	for (unsigned i = 0; i < ranges->n; i++)
 		memcpy(dst->host + ranges->r[i].off, src->host + ranges->r[i].off, ranges->r[i].len);
 }
+
+uint64_t guest_mem_resident_bytes(const struct guest_mem *mem)
+{
+	enum { CHUNK = 1 << 20 }; /* pages per mincore() call */
+	unsigned char *vec = malloc(CHUNK);
+	uint64_t pages = mem->size / PAGE_SIZE, resident = 0;
+
+	if (!vec)
+		return 0;
+	for (uint64_t done = 0; done < pages; done += CHUNK) {
+		uint64_t n = pages - done < CHUNK ? pages - done : CHUNK;
+
+		if (mincore(mem->host + done * PAGE_SIZE, n * PAGE_SIZE, vec) < 0)
+			break;
+		for (uint64_t i = 0; i < n; i++)
+			resident += vec[i] & 1;
+	}
+	free(vec);
+	return resident * PAGE_SIZE;
+}

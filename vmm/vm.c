@@ -530,6 +530,20 @@ const char *vm_run_state_name(enum vm_run_state state)
 	return state <= VM_STATE_STOPPED ? names[state] : "unknown";
 }
 
+uint64_t vm_private_bytes(struct vm *vm)
+{
+	struct mem_ranges r;
+	uint64_t bytes;
+
+	if (!vm->mem.frozen)
+		return guest_mem_resident_bytes(&vm->mem);
+	if (guest_mem_private_ranges(&vm->mem, &r) < 0)
+		return 0;
+	bytes = r.pages * PAGE_SIZE;
+	mem_ranges_free(&r);
+	return bytes;
+}
+
 unsigned vm_reports(struct vm *vm, uint64_t *out, unsigned max)
 {
 	unsigned n;

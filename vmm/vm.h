@@ -139,6 +139,12 @@ void vm_vcpu_exited(struct vm *vm);
 enum vm_run_state vm_run_state(struct vm *vm);
 const char *vm_run_state_name(enum vm_run_state state);
 
+/*
+ * Host memory this VM has of its own: the pages it (or the VMM for it) wrote
+ * since its base was frozen; for a VM that never forked, the RAM it touched.
+ */
+uint64_t vm_private_bytes(struct vm *vm);
+
 /* The process exit status vm-fork uses for a stopped VM (see README). */
 int vm_exit_code(struct vm *vm);
 const char *vm_stop_reason_name(enum vm_stop_reason reason);
