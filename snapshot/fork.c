@@ -62,6 +62,7 @@ static int obtain_vm(struct fork_plan *plan, struct vm **out, struct shell_fit *
 	int ret;
 
 	memset(fit, 0, sizeof(*fit));
+	ret = 0;
 	if (parent->vmm->shells)
 		vm = shell_pool_take(parent->vmm->shells, parent, plan->serial, fit);
 	if (!vm) {
@@ -75,7 +76,10 @@ static int obtain_vm(struct fork_plan *plan, struct vm **out, struct shell_fit *
 		}
 		vm_wait_parked(vm);
 	}
-	ret = fit->base_mapped ? 0 : guest_mem_map_base(&vm->mem, &parent->mem);
+	if (fit->base_mapped)
+		guest_mem_adopt_base(&vm->mem); /* premapped before the parent froze */
+	else
+		ret = guest_mem_map_base(&vm->mem, &parent->mem);
 	if (ret < 0) {
 		vm_destroy(vm);
 		return ret;
@@ -171,7 +175,6 @@ static int capture(struct fork_plan *plan, struct fork_stats *st)
 		}
 		c->serial = __atomic_add_fetch(&parent->vmm->next_serial, 1, __ATOMIC_RELAXED);
 		parent->fork_cache = c;
-		shell_pool_set_template(parent->vmm->shells, &parent->mem, &c->snap, c->serial);
 	}
 	plan->snap = &c->snap;
 	plan->private_pages = &c->private_pages;
@@ -197,10 +200,11 @@ static int register_children(struct vmm *vmm, struct vm **children, unsigned n, 
 		}
 		/* The registry keeps its reference; the caller gets one of its own. */
 		vmm_ref(vmm, children[i]);
-		/* Its vCPU threads wait parked since it was a shell. */
-		if (start && vm_resume(children[i]) < 0)
-			pr_warn("clone %llu did not start", (unsigned long long)children[i]->id);
 	}
+	/* Woken last, so running children do not compete with the fork for CPUs. */
+	for (unsigned i = 0; start && i < n; i++)
+		if (vm_resume(children[i]) < 0)
+			pr_warn("clone %llu did not start", (unsigned long long)children[i]->id);
 	return 0;
 }
 
@@ -247,6 +251,19 @@ static int check_request(struct vm *parent, const struct fork_request *req)
 	return 0;
 }
 
+/*
+ * The parent stays paused: it is a template, so shells get its state too and
+ * its next forks only wake them. (A running parent's shells keep its base
+ * premapped: prepare_memory() left the pool's template as it was.)
+ */
+static void prepare_shells_for(struct vm *parent)
+{
+	struct fork_cache *c = parent->fork_cache;
+
+	if (c && parent->vmm->shells)
+		shell_pool_set_template(parent->vmm->shells, &parent->mem, &c->snap, c->serial);
+}
+
 int vm_fork(struct vm *parent, const struct fork_request *req, struct vm **children,
 	    struct fork_stats *stats)
 {
@@ -271,6 +288,8 @@ int vm_fork(struct vm *parent, const struct fork_request *req, struct vm **child
 		ret = fork_paused(&plan, req, children, &st);
 	if (was_running && (req->resume_parent || ret < 0))
 		vm_resume_locked(parent);
+	else if (!ret)
+		prepare_shells_for(parent);
 	st.paused_ns = now_ns() - t0;
 	pthread_mutex_unlock(&parent->op_lock);
 	st.total_ns = now_ns() - t0;

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,19 +57,19 @@ static void template_put_locked(struct template *t)
 static bool prepared(const struct shell *s, const struct template *t)
 {
 	return t && s->mapped && s->base_dev == t->dev && s->base_ino == t->ino &&
-	       s->serial == t->serial;
+	       (!t->serial || s->serial == t->serial);
 }
 
 /* Bring a shell up to the template: map its base, load its state. Pool lock not held. */
 static void prepare(struct shell *s, struct template *t)
 {
 	if (!(s->mapped && s->base_dev == t->dev && s->base_ino == t->ino)) {
-		s->mapped = guest_mem_map_base(&s->vm->mem, &t->base) == 0;
+		s->mapped = guest_mem_premap(&s->vm->mem, &t->base) == 0;
 		s->base_dev = t->dev;
 		s->base_ino = t->ino;
 		s->serial = 0;
 	}
-	if (s->mapped && s->serial != t->serial)
+	if (s->mapped && t->serial && s->serial != t->serial)
 		s->serial = vm_snapshot_load(s->vm, &t->state) == 0 ? t->serial : 0;
 }
 
@@ -138,7 +139,10 @@ static bool work_locked(struct shell_pool *p)
 static void *refill_thread(void *arg)
 {
 	struct shell_pool *p = arg;
+	struct sched_param idle = { 0 };
 
+	/* Background work: it must never take a CPU from a fork or a running guest. */
+	pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
 	for (;;) {
 		pthread_mutex_lock(&p->lock);
 		while (!p->stopping && !work_locked(p))
@@ -227,15 +231,15 @@ void shell_pool_set_template(struct shell_pool *p, const struct guest_mem *base,
 	struct template *t;
 	struct stat st;
 
-	if (!p || !base->frozen || base->size != p->mem_size || fstat(base->fd, &st) < 0)
+	if (!p || base->size != p->mem_size || fstat(base->fd, &st) < 0)
 		return;
 	t = calloc(1, sizeof(*t));
-	if (!t || vm_snapshot_copy(&t->state, state) < 0) {
+	if (!t || (state && vm_snapshot_copy(&t->state, state) < 0)) {
 		free(t);
 		return;
 	}
 	t->base = (struct guest_mem){ .fd = fcntl(base->fd, F_DUPFD_CLOEXEC, 0), .size = base->size,
-				      .frozen = true, .is_memfd = base->is_memfd };
+				      .is_memfd = base->is_memfd };
 	t->dev = st.st_dev;
 	t->ino = st.st_ino;
 	t->serial = serial;
@@ -259,6 +263,11 @@ unsigned shell_pool_ready(struct shell_pool *p, unsigned *nprepared)
 	if (nprepared)
 		*nprepared = k;
 	return n;
+}
+
+unsigned shell_pool_target(struct shell_pool *p)
+{
+	return p->target;
 }
 
 unsigned shell_pool_wait_full(struct shell_pool *p, unsigned timeout_ms)

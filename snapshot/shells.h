@@ -40,13 +40,16 @@ struct shell_fit {
 struct vm *shell_pool_take(struct shell_pool *pool, const struct vm *parent, uint64_t serial,
 			   struct shell_fit *fit);
 /*
- * From now on prepare shells for this template: its frozen base and its
- * captured state (copied), named by serial.
+ * From now on prepare shells for this template: its base and its captured
+ * state (copied; NULL and serial 0 when there is none yet). The base may
+ * still be a running VM's live RAM: shells then premap it, so that VM's
+ * first fork finds it mapped (guest_mem_premap() says why that is safe).
  */
 void shell_pool_set_template(struct shell_pool *pool, const struct guest_mem *base,
 			     const struct vm_snapshot *state, uint64_t serial);
 /* Shells ready now, and how many of those are fully prepared for the template. */
 unsigned shell_pool_ready(struct shell_pool *pool, unsigned *prepared);
+unsigned shell_pool_target(struct shell_pool *pool);
 /* Wait until the pool holds its target, all prepared (or timeout_ms passes); returns ready. */
 unsigned shell_pool_wait_full(struct shell_pool *pool, unsigned timeout_ms);
 void shell_pool_destroy(struct shell_pool *pool);

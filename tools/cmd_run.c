@@ -199,6 +199,9 @@ static int start_services(struct vmm *vmm, struct vm *root, struct run_options *
 	if (o->shells)
 		ret = shell_pool_create(&vmm->shells, &vmm->kvm, root->mem.size, root->ncpus,
 					&root->cpuid_mask, o->shells);
+	/* Shells premap the booted VM's RAM, so even its first fork maps nothing. */
+	if (!ret && o->shells)
+		shell_pool_set_template(vmm->shells, &root->mem, NULL, 0);
 	if (!ret && o->api_path)
 		ret = api_server_start(api, vmm, o->api_path);
 	return ret;

@@ -34,6 +34,15 @@ pid=$!
 wait_for "$dir/template.log" "template ready" 1
 sed 's/^/   template| /' "$dir/template.log"
 
+# Warm shells are made in the background at idle priority: wait until they are ready.
+shells_prepared() {
+	curl -s --unix-socket "$api" http://localhost/v1/info | grep -o '"prepared": *[0-9]*' | grep -o '[0-9]*$'
+}
+wait_shells() {
+	i=0
+	while [ "$(shells_prepared)" -lt "$clones" ] && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+}
+wait_shells
 echo "== 2. freeze it and fork $clones clones (each continues from the same instruction)"
 "$vmfork" pause --api "$api" --id 0 | sed "s/^/   /"
 "$vmfork" fork --api "$api" --id 0 --count "$clones" | sed 's/^/   /'
@@ -46,7 +55,8 @@ echo "== 4. what they cost: PRIVATE is host memory a VM has of its own (pages it
 sleep 0.2
 "$vmfork" info --api "$api" | sed 's/^/   /'
 
-echo "== 5. fork $clones more: the shells are now prepared with the template's state"
+wait_shells
+echo "== 5. fork $clones more: the warm shells now hold the template's memory and state"
 "$vmfork" fork --api "$api" --id 0 --count "$clones" | tail -1 | sed 's/^/   /'
 for id in $(seq $((clones + 1)) $((2 * clones))); do wait_for "$dir/clone-$id.log" "demo: clone" 1; done
 echo "   all $((2 * clones)) clones finished; failures: $(grep -c MISMATCH "$dir"/clone-*.log | grep -vc ':0$' || true)"

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "snapshot/fork.h"
+#include "snapshot/shells.h"
 #include "vmm/version.h" /* VMFORK_VERSION */
 #include "vmm/api_call.h"
 #include "vmm/vm.h"
@@ -101,11 +102,18 @@ static unsigned list_ids(struct vmm *vmm, uint64_t **out)
 
 static void h_info(struct api_call *c)
 {
+	unsigned ready = 0, prepared = 0, target = 0;
 	uint64_t none;
 
-	api_reply(c, MHD_HTTP_OK, json_pack("{s:s, s:s, s:I}", "version", VMFORK_VERSION,
-					    "api", "v1", "vms",
-					    (json_int_t)vmm_list(c->vmm, &none, 0)));
+	if (c->vmm->shells) {
+		ready = shell_pool_ready(c->vmm->shells, &prepared);
+		target = shell_pool_target(c->vmm->shells);
+	}
+	api_reply(c, MHD_HTTP_OK,
+		  json_pack("{s:s, s:s, s:I, s:{s:I, s:I, s:I}}", "version", VMFORK_VERSION,
+			    "api", "v1", "vms", (json_int_t)vmm_list(c->vmm, &none, 0), "shells",
+			    "target", (json_int_t)target, "ready", (json_int_t)ready,
+			    "prepared", (json_int_t)prepared));
 }
 
 static void h_list(struct api_call *c)

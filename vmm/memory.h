@@ -68,6 +68,16 @@ int guest_mem_reserve(struct guest_mem *mem, uint64_t size);
  * before); mem takes its own reference on the file. Sizes must match.
  */
 int guest_mem_map_base(struct guest_mem *mem, const struct guest_mem *base);
+/*
+ * The same ahead of time, for a warm shell, from a file that may still be
+ * live (a running VM's RAM that its next fork will freeze). Correct because
+ * a MAP_PRIVATE page not yet written shows the file's current contents, and
+ * nothing writes a shell's RAM before a fork has frozen the file and loaded
+ * the shell. mem->frozen stays false until guest_mem_adopt_base().
+ */
+int guest_mem_premap(struct guest_mem *mem, const struct guest_mem *file);
+/* A premapped shell's file is now frozen: take it as the base. */
+void guest_mem_adopt_base(struct guest_mem *mem);
 
 /* Byte ranges (offsets into the RAM) a frozen VM has written since its base was frozen. */
 struct mem_ranges {

@@ -64,13 +64,13 @@ int guest_mem_reserve(struct guest_mem *mem, uint64_t size)
 	return 0;
 }
 
-int guest_mem_map_base(struct guest_mem *mem, const struct guest_mem *base)
+int guest_mem_premap(struct guest_mem *mem, const struct guest_mem *file)
 {
 	int fd, ret;
 
-	if (!base->frozen || base->size != mem->size)
+	if (file->size != mem->size || file->fd < 0)
 		return -EINVAL;
-	fd = fcntl(base->fd, F_DUPFD_CLOEXEC, 0);
+	fd = fcntl(file->fd, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	ret = map_private_at(mem->host, mem->size, fd);
@@ -81,9 +81,26 @@ int guest_mem_map_base(struct guest_mem *mem, const struct guest_mem *base)
 	if (mem->fd >= 0)
 		close(mem->fd);
 	mem->fd = fd;
-	mem->is_memfd = base->is_memfd;
-	mem->frozen = true;
+	mem->is_memfd = file->is_memfd;
+	mem->frozen = false;
 	return 0;
+}
+
+void guest_mem_adopt_base(struct guest_mem *mem)
+{
+	mem->frozen = true;
+}
+
+int guest_mem_map_base(struct guest_mem *mem, const struct guest_mem *base)
+{
+	int ret;
+
+	if (!base->frozen)
+		return -EINVAL;
+	ret = guest_mem_premap(mem, base);
+	if (!ret)
+		guest_mem_adopt_base(mem);
+	return ret;
 }
 
 static int add_range(struct mem_ranges *rs, uint64_t off, uint64_t len)
