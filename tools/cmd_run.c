@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "tools/cli.h"
 #include "vmm/log.h"
@@ -242,6 +243,17 @@ static int run_all(struct vmm *vmm, struct run_options *o)
 	return vm_exit_code(root) & 0xff;
 }
 
+/* Every VM holds a few fds (VM, vCPUs, RAM, console): a thousand clones need more than 1024. */
+static void raise_fd_limit(void)
+{
+	struct rlimit lim;
+
+	if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+		lim.rlim_cur = lim.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &lim);
+	}
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct run_options o = { .vm = { .mem_size = DEFAULT_MEM, .ncpus = 1, .console_input = true } };
@@ -251,6 +263,7 @@ int cmd_run(int argc, char **argv)
 	ret = parse_run_args(argc, argv, &o);
 	if (ret)
 		return ret;
+	raise_fd_limit();
 	block_stop_signals();
 	if (vmm_init(&vmm, o.kvm_path) < 0)
 		return CLI_EXIT_ERROR;
