@@ -1,6 +1,7 @@
 /* The fork engine: semantics, identity, isolation, depth and breadth, leaks, bad requests. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 
@@ -164,5 +165,32 @@ Test(fork, thousand_forks_leak_nothing, .timeout = 300)
 	cr_assert_leq(harness_rss_kib(), rss_before + 2048, "RSS grew from %ld KiB to %ld KiB",
 		      rss_before, harness_rss_kib());
 	cr_log_info("RSS %ld -> %ld KiB, fds %u", rss_before, harness_rss_kib(), fds_before);
+	fenv_destroy(&env);
+}
+
+/* Address space for one more 64 MiB child is not there: the fork fails cleanly. */
+Test(fork, memory_limit_fails_cleanly, .timeout = 60)
+{
+	struct fork_request req = { .count = 4, .start_children = true, .resume_parent = true };
+	struct vm *kids[4];
+	struct rlimit lim;
+	unsigned before;
+	long vm_kib = 0;
+	char line[256];
+	FILE *f;
+
+	SKIP_WITHOUT_KVM();
+	fenv_boot(&env, "wait_fork", "timeout_ms=60000", 1, 64 * MiB);
+	cr_assert(fenv_wait_reports(env.root, 1, 10));
+	before = vmm_list(&env.vmm, NULL, 0);
+	f = fopen("/proc/self/status", "r");
+	while (fgets(line, sizeof(line), f))
+		sscanf(line, "VmSize: %ld kB", &vm_kib);
+	fclose(f);
+	lim.rlim_cur = lim.rlim_max = (rlim_t)(vm_kib + 96 * 1024) * 1024; /* room for one child */
+	cr_assert_eq(setrlimit(RLIMIT_AS, &lim), 0);
+	cr_assert_lt(vm_fork(env.root, &req, kids, NULL), 0, "the fork must fail");
+	cr_assert_eq(vmm_list(&env.vmm, NULL, 0), before, "no half-made children registered");
+	cr_assert_eq(vm_run_state(env.root), VM_STATE_RUNNING, "the parent goes on");
 	fenv_destroy(&env);
 }
