@@ -66,15 +66,12 @@ static int obtain_vm(struct fork_plan *plan, struct vm **out, struct shell_fit *
 	if (parent->vmm->shells)
 		vm = shell_pool_take(parent->vmm->shells, parent, plan->serial, fit);
 	if (!vm) {
+		/* Its threads start once its state is loaded (make_child). */
 		ret = vm_create_shell(&vm, parent->kvm, parent->mem.size, parent->ncpus,
-				      &parent->cpuid_mask);
-		if (!ret)
-			ret = vm_start_paused(vm);
-		if (ret < 0) {
-			vm_destroy(vm);
+				      &parent->cpuid_mask, &parent->mem);
+		if (ret < 0)
 			return ret;
-		}
-		vm_wait_parked(vm);
+		fit->base_mapped = true;
 	}
 	if (fit->base_mapped)
 		guest_mem_adopt_base(&vm->mem); /* premapped before the parent froze */
@@ -119,6 +116,8 @@ static int make_child(struct fork_plan *plan, unsigned index, struct vm **out, b
 		clone_console_spec(plan->parent->vmm, child->id, console, sizeof(console));
 		ret = vm_set_console(child, console);
 	}
+	if (!ret && !child->threads_started)
+		ret = vm_start_paused(child);
 	if (ret < 0) {
 		vm_destroy(child);
 		return ret;

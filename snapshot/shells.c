@@ -78,7 +78,7 @@ static int build_shell(struct shell_pool *p, struct shell *out)
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = vm_create_shell(&out->vm, p->kvm, p->mem_size, p->ncpus, &p->mask);
+	ret = vm_create_shell(&out->vm, p->kvm, p->mem_size, p->ncpus, &p->mask, NULL);
 	if (!ret)
 		ret = vm_start_paused(out->vm);
 	if (ret < 0) {

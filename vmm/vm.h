@@ -98,9 +98,10 @@ int vm_create(struct vm **out, struct kvm_host *kvm, const struct vm_config *cfg
 /*
  * A warm shell: a VM with its vCPUs (CPUID set), devices and memory slots
  * over a reserved host range, ready to receive a fork's state. No console.
+ * file, when not NULL, is premapped there (guest_mem_premap()).
  */
 int vm_create_shell(struct vm **out, struct kvm_host *kvm, uint64_t mem_size, unsigned ncpus,
-		    const struct cpuid_mask *mask);
+		    const struct cpuid_mask *mask, const struct guest_mem *file);
 /* Open spec (vmm/console.h) as the VM's console, replacing the one it had. */
 int vm_set_console(struct vm *vm, const char *spec);
 /* Load cfg->kernel (+ initrd, command line) and point the boot vCPU at it. */
