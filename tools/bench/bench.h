@@ -1,0 +1,148 @@
+/*
+ * vm-fork-bench: what a fork costs next to the floors it must beat, measured
+ * in one run so that the ratios are side by side (absolute times on a shared,
+ * nested host mean little across runs; see docs/performance.md).
+ *
+ * Every figure is a row of a fixed table (enum bench_row, bench_rows[] in
+ * main.c) times a RAM size. A runner measures one or more rows at one size
+ * and fills their cells; a row with no runner yet (the fork engine's) stays
+ * empty with a note. Adding a row: an enum entry, a bench_rows[] entry, and
+ * a runner that fills it.
+ */
+#ifndef TOOLS_BENCH_BENCH_H
+#define TOOLS_BENCH_BENCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "snapshot/state.h"
+#include "vmm/kvm.h"
+
+#define BENCH_MAX_SIZES 8
+#define BENCH_NOTE_MAX  96
+
+struct bench_cfg {
+	uint64_t sizes[BENCH_MAX_SIZES];  /* bytes, ascending */
+	unsigned nsizes;
+	bool quick;
+	const char *out_dir;              /* CSV, JSON and plot data go here */
+	unsigned iters_cheap;             /* ioctl-level operations */
+	unsigned iters_fork;              /* process fork() at <= 1 GiB; fewer above */
+	unsigned iters_copy;              /* memcpy at <= 1 GiB; fewer above */
+	unsigned iters_qemu;              /* QEMU restores per size */
+	unsigned min_iters;               /* never fewer than this */
+	const char *qemu;                 /* binary; NULL: skip the QEMU rows */
+	unsigned qemu_run_ms;             /* let the source run (SeaBIOS) before saving */
+};
+
+enum bench_row {
+	ROW_COLD_VM,
+	ROW_MAP_BASE,
+	ROW_MAP_MMAP,
+	ROW_MAP_STATE,
+	ROW_PROC_FORK,
+	ROW_MEMCPY,
+	ROW_QEMU_START,
+	ROW_QEMU_RESTORE,
+	ROW_QEMU_TOTAL,
+	/* The fork engine's rows (filled once its runner exists). */
+	ROW_FORK_COLD,
+	ROW_FORK_WARM,
+	ROW_FORK_PAUSED,
+	ROW_FORK_FIRST_INSN,
+	ROW_CLONE_USS,
+	ROW_MAX_CLONES,
+	NROWS
+};
+
+#define ROW_NONE (-1)
+
+struct bench_row_def {
+	const char *name;
+	const char *unit;       /* "us" (times), "KiB" or "count" */
+	int ratio_vs;           /* the row this one is divided by, or ROW_NONE */
+	const char *what;       /* one line for the docs and --list */
+	const char *pending;    /* note while no runner fills it, or NULL */
+};
+
+extern const struct bench_row_def bench_rows[NROWS];
+
+/* Extra ratios printed side by side for every size: num's p50 / den's p50. */
+struct bench_ratio {
+	int num, den;
+};
+
+extern const struct bench_ratio bench_ratios[];
+extern const unsigned bench_nratios;
+
+struct bench_cell {
+	bool done;
+	bool scaled;            /* derived from a smaller size, see note */
+	unsigned n;             /* samples */
+	double p50, p99;        /* in the row's unit */
+	char note[BENCH_NOTE_MAX];
+};
+
+struct bench_results {
+	struct bench_cell cell[NROWS][BENCH_MAX_SIZES];
+};
+
+/* What runners share: the config, the KVM handle, the results. */
+struct bench_ctx {
+	const struct bench_cfg *cfg;
+	struct kvm_host kvm;
+	bool have_kvm;
+	struct msr_list msrs;
+	bool have_msrs;
+	char tmpdir[64];         /* scratch files (QEMU state, sockets) */
+	struct bench_results res;
+};
+
+/* A runner measures its rows at cfg->sizes[si]. Returns 0 or -errno. */
+typedef int (*bench_runner)(struct bench_ctx *ctx, unsigned si);
+
+/* Samples in nanoseconds. */
+struct samples {
+	uint64_t *ns;
+	unsigned n, cap;
+};
+
+int samples_init(struct samples *s, unsigned cap);
+void samples_free(struct samples *s);
+void samples_add(struct samples *s, uint64_t ns);
+/* Nearest-rank percentile (0 < p <= 100) of the samples; sorts them. */
+uint64_t samples_pct(struct samples *s, double p);
+
+uint64_t now_ns(void);
+
+/* Fill a time row's cell from samples (converted to us). */
+void cell_set_samples(struct bench_ctx *ctx, int row, unsigned si, struct samples *s);
+/* Fill a cell with explicit values in the row's unit. */
+void cell_set(struct bench_ctx *ctx, int row, unsigned si, unsigned n, double p50, double p99);
+/* Attach a note (printf-style) to a cell; an empty cell then says why. */
+void cell_note(struct bench_ctx *ctx, int row, unsigned si, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* How many iterations for an operation whose cost grows with size. */
+unsigned iters_for_size(const struct bench_cfg *cfg, unsigned base, uint64_t size);
+
+/* "64M", "1G", "16 GiB" style for tables and notes. */
+const char *size_str(uint64_t size, char *buf, unsigned len);
+
+/* Runners. */
+int bench_cold_vm(struct bench_ctx *ctx, unsigned si);
+int bench_map_base(struct bench_ctx *ctx, unsigned si);
+int bench_proc_fork(struct bench_ctx *ctx, unsigned si);
+int bench_memcpy(struct bench_ctx *ctx, unsigned si);
+int bench_qemu(struct bench_ctx *ctx, unsigned si);
+
+/* Output (report.c). Each returns 0 or -errno. */
+void report_table(const struct bench_ctx *ctx);
+int report_csv(const struct bench_ctx *ctx, const char *path);
+int report_json(const struct bench_ctx *ctx, const char *path);
+int report_plot_data(const struct bench_ctx *ctx, const char *path);
+
+/* Ratio of row to its ratio_vs row at size si, or 0 when either is missing. */
+double cell_ratio(const struct bench_ctx *ctx, int row, int vs, unsigned si);
+
+#endif

@@ -1,0 +1,291 @@
+/*
+ * vm-fork-bench: the fork's floors and peers at several RAM sizes in one run.
+ * Usage: vm-fork-bench [--quick] [--sizes 64M,1G] [--out DIR] [--no-qemu] ...
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tools/bench/bench.h"
+#include "vmm/layout.h"
+#include "vmm/log.h"
+#include "vmm/parse.h"
+
+#define PENDING_FORK "pending: fork engine runner"
+
+/* The table, in print order. ratio_vs names the floor a row is divided by. */
+const struct bench_row_def bench_rows[NROWS] = {
+	[ROW_COLD_VM] = { "cold_vm", "us", ROW_NONE,
+		"KVM_CREATE_VM + KVM_CREATE_VCPU + memfd RAM + its memory slots", NULL },
+	[ROW_MAP_BASE] = { "map_base", "us", ROW_COLD_VM,
+		"prepared VM: mmap MAP_FIXED|MAP_PRIVATE of the base + full state load", NULL },
+	[ROW_MAP_MMAP] = { "map_base.mmap", "us", ROW_COLD_VM,
+		"  its mmap over the slotted range (KVM invalidation)", NULL },
+	[ROW_MAP_STATE] = { "map_base.state", "us", ROW_COLD_VM,
+		"  its vCPU + VM state load (snapshot/state.h)", NULL },
+	[ROW_PROC_FORK] = { "process_fork", "us", ROW_COLD_VM,
+		"fork() of a process holding this much touched anonymous RAM", NULL },
+	[ROW_MEMCPY] = { "memcpy", "us", ROW_COLD_VM,
+		"memcpy of this much RAM between populated buffers", NULL },
+	[ROW_QEMU_START] = { "qemu_start", "us", ROW_COLD_VM,
+		"QEMU process start -> QMP ready (-incoming defer)", NULL },
+	[ROW_QEMU_RESTORE] = { "qemu_restore", "us", ROW_COLD_VM,
+		"QEMU migrate-incoming from a file -> running again", NULL },
+	[ROW_QEMU_TOTAL] = { "qemu_restore_total", "us", ROW_COLD_VM,
+		"QEMU process start -> restored and running", NULL },
+	[ROW_FORK_COLD] = { "vm_fork", "us", ROW_COLD_VM,
+		"vm_fork() of one child, no warm shells", PENDING_FORK },
+	[ROW_FORK_WARM] = { "vm_fork_warm", "us", ROW_MAP_BASE,
+		"vm_fork() of one child from a warm shell", PENDING_FORK },
+	[ROW_FORK_PAUSED] = { "fork_parent_paused", "us", ROW_PROC_FORK,
+		"time the parent's vCPUs are out of the guest during a fork", PENDING_FORK },
+	[ROW_FORK_FIRST_INSN] = { "fork_first_insn", "us", ROW_COLD_VM,
+		"fork request -> the child's first guest instruction", PENDING_FORK },
+	[ROW_CLONE_USS] = { "clone_uss_idle", "KiB", ROW_NONE,
+		"unique set size of one idle clone", PENDING_FORK },
+	[ROW_MAX_CLONES] = { "max_clones", "count", ROW_NONE,
+		"live clones of a 256 MiB guest before the host runs out (256M only)", PENDING_FORK },
+};
+
+const struct bench_ratio bench_ratios[] = {
+	{ ROW_MAP_BASE, ROW_COLD_VM },
+	{ ROW_MAP_BASE, ROW_PROC_FORK },
+	{ ROW_PROC_FORK, ROW_COLD_VM },
+	{ ROW_MEMCPY, ROW_PROC_FORK },
+	{ ROW_QEMU_RESTORE, ROW_COLD_VM },
+	{ ROW_QEMU_RESTORE, ROW_MAP_BASE },
+	{ ROW_FORK_COLD, ROW_COLD_VM },
+	{ ROW_FORK_COLD, ROW_PROC_FORK },
+	{ ROW_FORK_COLD, ROW_MEMCPY },
+	{ ROW_FORK_COLD, ROW_QEMU_RESTORE },
+	{ ROW_FORK_WARM, ROW_MAP_BASE },
+	{ ROW_FORK_WARM, ROW_QEMU_RESTORE },
+};
+const unsigned bench_nratios = sizeof(bench_ratios) / sizeof(bench_ratios[0]);
+
+/* Per size, in this order; each frees what it used before the next starts. */
+static const struct {
+	const char *name;
+	bench_runner run;
+} runners[] = {
+	{ "cold_vm", bench_cold_vm },
+	{ "map_base", bench_map_base },
+	{ "process_fork", bench_proc_fork },
+	{ "memcpy", bench_memcpy },
+	{ "qemu", bench_qemu },
+};
+
+static const char default_sizes[] = "64M,256M,1G,4G,16G";
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: vm-fork-bench [options]\n"
+		"  --sizes LIST   RAM sizes, comma separated (default %s)\n"
+		"  --quick        few iterations (a smoke run)\n"
+		"  --out DIR      where results.csv, results.json and plot.dat go (default .)\n"
+		"  --iters N      iterations of the cheap (ioctl-level) operations\n"
+		"  --qemu PATH    the QEMU binary (default: qemu-system-x86_64 from PATH)\n"
+		"  --no-qemu      leave the QEMU rows empty\n"
+		"  --list         describe the rows and exit\n", default_sizes);
+}
+
+static int parse_sizes(const char *list, struct bench_cfg *cfg)
+{
+	char buf[256], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	cfg->nsizes = 0;
+	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		uint64_t size;
+		unsigned i;
+
+		if (parse_size(tok, &size) < 0 || size < VM_MIN_MEM || size % (2 * MiB) ||
+		    size > 64 * GiB || cfg->nsizes == BENCH_MAX_SIZES) {
+			fprintf(stderr, "bench: bad size '%s' (2 MiB multiples, 16M..64G, at most %d)\n",
+				tok, BENCH_MAX_SIZES);
+			return -EINVAL;
+		}
+		/* Insertion sort: the table and the plot read left to right. */
+		for (i = cfg->nsizes++; i > 0 && cfg->sizes[i - 1] > size; i--)
+			cfg->sizes[i] = cfg->sizes[i - 1];
+		cfg->sizes[i] = size;
+	}
+	return cfg->nsizes ? 0 : -EINVAL;
+}
+
+static void set_quick(struct bench_cfg *cfg)
+{
+	cfg->quick = true;
+	cfg->iters_cheap = 20;
+	cfg->iters_fork = 5;
+	cfg->iters_copy = 3;
+	cfg->iters_qemu = 2;
+	cfg->min_iters = 3;
+	cfg->qemu_run_ms = 200;
+}
+
+/* The QEMU binary: as given, else from PATH, else NULL (its rows stay empty). */
+static const char *find_qemu(const char *given)
+{
+	const char *path = getenv("PATH");
+	char buf[256], dir[4096], *save = NULL;
+
+	if (given)
+		return given;
+	snprintf(dir, sizeof(dir), "%s", path ? path : "/usr/bin:/bin");
+	for (char *d = strtok_r(dir, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		snprintf(buf, sizeof(buf), "%s/qemu-system-x86_64", d);
+		if (access(buf, X_OK) == 0)
+			return "qemu-system-x86_64";
+	}
+	fprintf(stderr, "bench: qemu-system-x86_64 not found: the QEMU rows stay empty "
+		"(apt-get install qemu-system-x86)\n");
+	return NULL;
+}
+
+static void list_rows(void)
+{
+	for (int row = 0; row < NROWS; row++)
+		printf("%-20s %-5s %s\n", bench_rows[row].name, bench_rows[row].unit,
+		       bench_rows[row].what);
+}
+
+static int parse_args(int argc, char **argv, struct bench_cfg *cfg)
+{
+	static const struct option opts[] = {
+		{ "sizes", required_argument, NULL, 's' }, { "quick", no_argument, NULL, 'q' },
+		{ "out", required_argument, NULL, 'o' }, { "iters", required_argument, NULL, 'i' },
+		{ "qemu", required_argument, NULL, 'Q' }, { "no-qemu", no_argument, NULL, 'N' },
+		{ "list", no_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *sizes = default_sizes, *qemu = NULL;
+	unsigned iters = 0;
+	bool no_qemu = false;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': sizes = optarg; break;
+		case 'q': set_quick(cfg); break;
+		case 'o': cfg->out_dir = optarg; break;
+		case 'i':
+			if (parse_count(optarg, 1, 100000, &iters) < 0)
+				return -EINVAL;
+			break;
+		case 'Q': qemu = optarg; break;
+		case 'N': no_qemu = true; break;
+		case 'l': list_rows(); exit(0);
+		case 'h': usage(stdout); exit(0);
+		default: return -EINVAL;
+		}
+	}
+	if (optind != argc || parse_sizes(sizes, cfg) < 0)
+		return -EINVAL;
+	if (iters)
+		cfg->iters_cheap = iters;
+	cfg->qemu = no_qemu ? NULL : find_qemu(qemu);
+	return 0;
+}
+
+static int ctx_init(struct bench_ctx *ctx, const struct bench_cfg *cfg)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->cfg = cfg;
+	snprintf(ctx->tmpdir, sizeof(ctx->tmpdir), "/tmp/vm-fork-bench.XXXXXX");
+	if (!mkdtemp(ctx->tmpdir))
+		return -errno;
+	ctx->have_kvm = kvm_host_open(&ctx->kvm, NULL) == 0;
+	if (ctx->have_kvm)
+		ctx->have_msrs = msr_list_init(&ctx->msrs, &ctx->kvm) == 0;
+	if (!ctx->have_kvm)
+		fprintf(stderr, "bench: no usable KVM: the KVM rows stay empty\n");
+	return 0;
+}
+
+static void ctx_destroy(struct bench_ctx *ctx)
+{
+	if (ctx->have_kvm)
+		kvm_host_close(&ctx->kvm);
+	rmdir(ctx->tmpdir);
+}
+
+static void run_all(struct bench_ctx *ctx)
+{
+	const struct bench_cfg *cfg = ctx->cfg;
+	uint64_t start = now_ns();
+	char sz[16];
+
+	for (unsigned si = 0; si < cfg->nsizes; si++) {
+		for (size_t k = 0; k < sizeof(runners) / sizeof(runners[0]); k++) {
+			uint64_t t0 = now_ns();
+			int ret = runners[k].run(ctx, si);
+
+			fprintf(stderr, "bench: %4s %-13s %6.1f s%s (total %.0f s)\n",
+				size_str(cfg->sizes[si], sz, sizeof(sz)), runners[k].name,
+				(now_ns() - t0) / 1e9, ret < 0 ? " FAILED" : "",
+				(now_ns() - start) / 1e9);
+		}
+	}
+}
+
+static int write_outputs(const struct bench_ctx *ctx)
+{
+	static const char *const names[] = { "results.csv", "results.json", "plot.dat" };
+	int (*const writers[])(const struct bench_ctx *, const char *) = {
+		report_csv, report_json, report_plot_data,
+	};
+	char path[4096];
+	int failed = 0;
+
+	if (mkdir(ctx->cfg->out_dir, 0755) < 0 && errno != EEXIST) {
+		fprintf(stderr, "bench: cannot create %s: %s\n", ctx->cfg->out_dir, strerror(errno));
+		return -errno;
+	}
+	printf("\n");
+	for (unsigned i = 0; i < 3; i++) {
+		int ret;
+
+		snprintf(path, sizeof(path), "%s/%s", ctx->cfg->out_dir, names[i]);
+		ret = writers[i](ctx, path);
+		if (ret < 0) {
+			fprintf(stderr, "bench: cannot write %s: %s\n", path, strerror(-ret));
+			failed = ret;
+		} else {
+			printf("wrote %s\n", path);
+		}
+	}
+	return failed;
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_cfg cfg = {
+		.out_dir = ".", .iters_cheap = 200, .iters_fork = 50, .iters_copy = 10,
+		.iters_qemu = 5, .min_iters = 5, .qemu_run_ms = 300,
+	};
+	struct bench_ctx *ctx = malloc(sizeof(*ctx));
+	int ret;
+
+	log_set_level(LOG_WARN);
+	if (!ctx || parse_args(argc, argv, &cfg) < 0) {
+		usage(stderr);
+		return 2;
+	}
+	ret = ctx_init(ctx, &cfg);
+	if (ret < 0) {
+		fprintf(stderr, "bench: cannot create a scratch directory: %s\n", strerror(-ret));
+		return 1;
+	}
+	run_all(ctx);
+	report_table(ctx);
+	ret = write_outputs(ctx);
+	ctx_destroy(ctx);
+	free(ctx);
+	return ret < 0 ? 1 : 0;
+}

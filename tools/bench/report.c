@@ -1,0 +1,256 @@
+/* The results as a table on stdout, CSV, JSON and gnuplot data. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "tools/bench/bench.h"
+#include "vmm/layout.h"
+
+static bool is_time(int row)
+{
+	return !strcmp(bench_rows[row].unit, "us");
+}
+
+/* A value for people: times in us/ms/s, others with their unit. */
+static const char *fmt_value(int row, double v, char *buf, size_t len)
+{
+	if (!is_time(row))
+		snprintf(buf, len, "%.0f %s", v, bench_rows[row].unit);
+	else if (v < 1000)
+		snprintf(buf, len, "%.1f us", v);
+	else if (v < 1e6)
+		snprintf(buf, len, "%.2f ms", v / 1e3);
+	else
+		snprintf(buf, len, "%.2f s", v / 1e6);
+	return buf;
+}
+
+static const char *cell_note_text(const struct bench_cell *c, int row)
+{
+	if (c->note[0] || c->done)
+		return c->note;
+	return bench_rows[row].pending ? bench_rows[row].pending : "not measured";
+}
+
+static void table_row(const struct bench_ctx *ctx, int row, unsigned si)
+{
+	const struct bench_cell *c = &ctx->res.cell[row][si];
+	int vs = bench_rows[row].ratio_vs;
+	double ratio = cell_ratio(ctx, row, vs, si);
+	char sz[16], p50[24] = "-", p99[24] = "-", r[16] = "-";
+
+	if (c->done) {
+		fmt_value(row, c->p50, p50, sizeof(p50));
+		fmt_value(row, c->p99, p99, sizeof(p99));
+	}
+	if (ratio > 0)
+		snprintf(r, sizeof(r), "%.3g", ratio);
+	printf("%-20s %5s %5u %11s %11s %8s %-13s %s\n", bench_rows[row].name,
+	       size_str(ctx->cfg->sizes[si], sz, sizeof(sz)), c->n, p50, p99, r,
+	       vs >= 0 && ratio > 0 ? bench_rows[vs].name : "", cell_note_text(c, row));
+}
+
+static void ratio_table(const struct bench_ctx *ctx)
+{
+	char name[48], sz[16];
+
+	printf("\n%-32s", "ratios (p50 / p50)");
+	for (unsigned si = 0; si < ctx->cfg->nsizes; si++)
+		printf(" %9s", size_str(ctx->cfg->sizes[si], sz, sizeof(sz)));
+	printf("\n");
+	for (unsigned k = 0; k < bench_nratios; k++) {
+		const struct bench_ratio *br = &bench_ratios[k];
+
+		snprintf(name, sizeof(name), "%s / %s", bench_rows[br->num].name,
+			 bench_rows[br->den].name);
+		printf("%-32s", name);
+		for (unsigned si = 0; si < ctx->cfg->nsizes; si++) {
+			double v = cell_ratio(ctx, br->num, br->den, si);
+
+			if (v > 0)
+				printf(" %9.3g", v);
+			else
+				printf(" %9s", "-");
+		}
+		printf("\n");
+	}
+}
+
+/* A row nobody measures yet (no cell has data or a note): one line, not one per size. */
+static bool row_pending(const struct bench_ctx *ctx, int row)
+{
+	for (unsigned si = 0; si < ctx->cfg->nsizes; si++) {
+		const struct bench_cell *c = &ctx->res.cell[row][si];
+
+		if (c->done || c->note[0])
+			return false;
+	}
+	return bench_rows[row].pending != NULL;
+}
+
+void report_table(const struct bench_ctx *ctx)
+{
+	printf("%-20s %5s %5s %11s %11s %8s %-13s %s\n", "measurement", "size", "n", "p50", "p99",
+	       "ratio", "vs (p50/p50)", "note");
+	for (int row = 0; row < NROWS; row++) {
+		if (row_pending(ctx, row)) {
+			printf("%-20s %5s %5s %11s %11s %8s %-13s %s\n", bench_rows[row].name, "all",
+			       "0", "-", "-", "-", "", bench_rows[row].pending);
+			continue;
+		}
+		for (unsigned si = 0; si < ctx->cfg->nsizes; si++)
+			table_row(ctx, row, si);
+	}
+	ratio_table(ctx);
+}
+
+/* CSV fields never contain commas or quotes except in notes, which are quoted. */
+static void csv_note(FILE *f, const char *note)
+{
+	fputc('"', f);
+	for (; *note; note++) {
+		if (*note == '"')
+			fputc('"', f);
+		fputc(*note, f);
+	}
+	fputc('"', f);
+}
+
+int report_csv(const struct bench_ctx *ctx, const char *path)
+{
+	FILE *f = fopen(path, "we");
+
+	if (!f)
+		return -errno;
+	fprintf(f, "measurement,size_mib,unit,n,p50,p99,ratio,ratio_vs,scaled,note\n");
+	for (int row = 0; row < NROWS; row++) {
+		for (unsigned si = 0; si < ctx->cfg->nsizes; si++) {
+			const struct bench_cell *c = &ctx->res.cell[row][si];
+			int vs = bench_rows[row].ratio_vs;
+			double ratio = cell_ratio(ctx, row, vs, si);
+
+			fprintf(f, "%s,%llu,%s,%u,", bench_rows[row].name,
+				(unsigned long long)(ctx->cfg->sizes[si] / MiB), bench_rows[row].unit,
+				c->n);
+			if (c->done)
+				fprintf(f, "%.3f,%.3f,", c->p50, c->p99);
+			else
+				fprintf(f, ",,");
+			if (ratio > 0)
+				fprintf(f, "%.4f,%s,", ratio, bench_rows[vs].name);
+			else
+				fprintf(f, ",,");
+			fprintf(f, "%d,", c->scaled);
+			csv_note(f, cell_note_text(c, row));
+			fputc('\n', f);
+		}
+	}
+	return fclose(f) ? -errno : 0;
+}
+
+static json_t *json_cell(const struct bench_ctx *ctx, int row, unsigned si)
+{
+	const struct bench_cell *c = &ctx->res.cell[row][si];
+	int vs = bench_rows[row].ratio_vs;
+	double ratio = cell_ratio(ctx, row, vs, si);
+
+	return json_pack("{s:s, s:I, s:s, s:i, s:o, s:o, s:o, s:o, s:b, s:s}",
+			 "measurement", bench_rows[row].name,
+			 "size_mib", (json_int_t)(ctx->cfg->sizes[si] / MiB),
+			 "unit", bench_rows[row].unit, "n", (int)c->n,
+			 "p50", c->done ? json_real(c->p50) : json_null(),
+			 "p99", c->done ? json_real(c->p99) : json_null(),
+			 "ratio", ratio > 0 ? json_real(ratio) : json_null(),
+			 "ratio_vs", ratio > 0 ? json_string(bench_rows[vs].name) : json_null(),
+			 "scaled", c->scaled, "note", cell_note_text(c, row));
+}
+
+static json_t *json_ratios(const struct bench_ctx *ctx)
+{
+	json_t *a = json_array();
+
+	for (unsigned k = 0; a && k < bench_nratios; k++) {
+		const struct bench_ratio *br = &bench_ratios[k];
+
+		for (unsigned si = 0; si < ctx->cfg->nsizes; si++) {
+			double v = cell_ratio(ctx, br->num, br->den, si);
+
+			json_array_append_new(a, json_pack("{s:s, s:s, s:I, s:o}",
+				"num", bench_rows[br->num].name, "den", bench_rows[br->den].name,
+				"size_mib", (json_int_t)(ctx->cfg->sizes[si] / MiB),
+				"ratio", v > 0 ? json_real(v) : json_null()));
+		}
+	}
+	return a;
+}
+
+static json_t *json_host(void)
+{
+	struct utsname u;
+
+	uname(&u);
+	return json_pack("{s:s, s:s, s:i, s:b}", "kernel", u.release, "machine", u.machine,
+			 "cpus", (int)sysconf(_SC_NPROCESSORS_ONLN),
+			 "nested_pvm", access("/sys/module/kvm_pvm", F_OK) == 0);
+}
+
+static json_t *json_config(const struct bench_cfg *cfg)
+{
+	return json_pack("{s:b, s:i, s:i, s:i, s:i, s:i, s:b}", "quick", cfg->quick,
+			 "iters_cheap", (int)cfg->iters_cheap, "iters_fork", (int)cfg->iters_fork,
+			 "iters_copy", (int)cfg->iters_copy, "iters_qemu", (int)cfg->iters_qemu,
+			 "min_iters", (int)cfg->min_iters, "qemu", cfg->qemu != NULL);
+}
+
+int report_json(const struct bench_ctx *ctx, const char *path)
+{
+	json_t *results = json_array(), *root;
+	int ret;
+
+	for (int row = 0; results && row < NROWS; row++)
+		for (unsigned si = 0; si < ctx->cfg->nsizes; si++)
+			json_array_append_new(results, json_cell(ctx, row, si));
+	root = json_pack("{s:o, s:o, s:o, s:o}", "host", json_host(), "config", json_config(ctx->cfg),
+			 "results", results, "ratios", json_ratios(ctx));
+	if (!root)
+		return -ENOMEM;
+	ret = json_dump_file(root, path, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+	json_decref(root);
+	return ret ? -EIO : 0;
+}
+
+/*
+ * One gnuplot data block per time row that has data: a header line (its
+ * title) and "size_mib p50_ms" lines; blocks are separated by two blank lines
+ * so that plot.gp can address them with "index".
+ */
+int report_plot_data(const struct bench_ctx *ctx, const char *path)
+{
+	FILE *f = fopen(path, "we");
+	bool first = true;
+
+	if (!f)
+		return -errno;
+	for (int row = 0; row < NROWS; row++) {
+		bool any = false;
+
+		for (unsigned si = 0; si < ctx->cfg->nsizes; si++)
+			any |= ctx->res.cell[row][si].done;
+		if (!is_time(row) || !any)
+			continue;
+		/* Separators only between blocks: a trailing one would be an empty block. */
+		fprintf(f, "%ssize_mib \"%s\"\n", first ? "" : "\n\n", bench_rows[row].name);
+		first = false;
+		for (unsigned si = 0; si < ctx->cfg->nsizes; si++) {
+			const struct bench_cell *c = &ctx->res.cell[row][si];
+
+			if (c->done)
+				fprintf(f, "%llu %.6f\n",
+					(unsigned long long)(ctx->cfg->sizes[si] / MiB), c->p50 / 1e3);
+		}
+	}
+	return fclose(f) ? -errno : 0;
+}

@@ -1,0 +1,27 @@
+#!/bin/sh
+# make bench: run vm-fork-bench, keep its table, and plot the results.
+# Usage: tools/bench/run.sh BUILD_DIR [vm-fork-bench options]
+# Options also come from $BENCH_ARGS (make bench BENCH_ARGS=--quick).
+# Everything goes to BUILD_DIR/bench: table.txt, results.csv, results.json,
+# plot.dat and latency.png.
+set -eu
+build=${1:?usage: run.sh BUILD_DIR [vm-fork-bench options]}
+shift
+here=$(cd "$(dirname "$0")" && pwd)
+out="$build/bench"
+mkdir -p "$out"
+
+# The table is printed once the run ends; progress goes to stderr meanwhile.
+rc=0
+# shellcheck disable=SC2086
+"$build/vm-fork-bench" --out "$out" ${BENCH_ARGS:-} "$@" >"$out/table.txt" || rc=$?
+cat "$out/table.txt"
+[ "$rc" -eq 0 ] || { echo "bench: vm-fork-bench failed (exit $rc)" >&2; exit "$rc"; }
+
+if command -v gnuplot >/dev/null 2>&1; then
+	gnuplot -e "datafile='$out/plot.dat'; outfile='$out/latency.png'" "$here/plot.gp"
+	echo "wrote $out/latency.png"
+else
+	echo "bench: gnuplot not installed, no plot (apt-get install gnuplot-nox)" >&2
+fi
+echo "wrote $out/table.txt"
