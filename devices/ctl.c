@@ -49,6 +49,8 @@ static void ctl_read_reg(struct ctl_dev *ctl, uint64_t offset, uint64_t *val)
 	case VMFORK_CTL_FORK_RESULT: *val = ctl->fork_result; break;
 	case VMFORK_CTL_CHILD_INDEX: *val = ctl->child_index; break;
 	case VMFORK_CTL_FORK_FIRST_ID: *val = ctl->fork_first_id; break;
+	case VMFORK_CTL_RESETS: *val = ctl->resets; break;
+	case VMFORK_CTL_SNAPSHOT_RESULT: *val = ctl->mark_result; break;
 	default:
 		*val = 0;
 		ctl->bad_accesses++;
@@ -105,6 +107,20 @@ void ctl_set_fork_result(struct ctl_dev *ctl, int64_t result, uint64_t first_id)
 	pthread_mutex_unlock(&ctl->lock);
 }
 
+void ctl_set_mark_result(struct ctl_dev *ctl, int64_t result)
+{
+	pthread_mutex_lock(&ctl->lock);
+	ctl->mark_result = (uint64_t)result;
+	pthread_mutex_unlock(&ctl->lock);
+}
+
+void ctl_count_reset(struct ctl_dev *ctl)
+{
+	pthread_mutex_lock(&ctl->lock);
+	ctl->resets++;
+	pthread_mutex_unlock(&ctl->lock);
+}
+
 void ctl_save(struct ctl_dev *ctl, struct ctl_state *st)
 {
 	pthread_mutex_lock(&ctl->lock);
@@ -140,6 +156,16 @@ static void ctl_write_reg(struct ctl_dev *ctl, uint64_t offset, uint64_t val)
 			ctl->host.report(ctl->host.opaque, val);
 		break;
 	case VMFORK_CTL_FORK: ctl_fork(ctl, val); break;
+	case VMFORK_CTL_SNAPSHOT:
+		if (ctl->host.mark)
+			ctl->host.mark(ctl->host.opaque, val);
+		else
+			ctl_set_mark_result(ctl, -ENOSYS);
+		break;
+	case VMFORK_CTL_RESET:
+		if (ctl->host.reset)
+			ctl->host.reset(ctl->host.opaque);
+		break;
 	default: ctl_count_bad(ctl); break;
 	}
 }

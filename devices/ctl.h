@@ -17,6 +17,9 @@ struct ctl_host {
 	 * device lock held; it sets the result with ctl_set_fork_result().
 	 */
 	void (*fork)(void *opaque, uint64_t count);
+	/* The guest wrote SNAPSHOT (value: see ctl_abi.h) / RESET: same thread rules as fork. */
+	void (*mark)(void *opaque, uint64_t value);
+	void (*reset)(void *opaque);
 	void *opaque;
 };
 
@@ -27,6 +30,8 @@ struct ctl_dev {
 	uint64_t clone_id, generation, child_index;
 	uint64_t ncpus;
 	uint64_t fork_result, fork_first_id;
+	/* Host-side, never part of a saved state: they must survive a reset. */
+	uint64_t resets, mark_result;
 	uint64_t bad_accesses;        /* wrong size, misaligned, unknown offset, bad GPA */
 };
 
@@ -38,6 +43,8 @@ struct ctl_state {
 void ctl_save(struct ctl_dev *ctl, struct ctl_state *st);
 void ctl_restore(struct ctl_dev *ctl, const struct ctl_state *st);
 void ctl_set_fork_result(struct ctl_dev *ctl, int64_t result, uint64_t first_id);
+void ctl_set_mark_result(struct ctl_dev *ctl, int64_t result);
+void ctl_count_reset(struct ctl_dev *ctl);
 
 void ctl_init(struct ctl_dev *ctl, const struct guest_mem *mem, const struct ctl_host *host,
 	      uint64_t ncpus);

@@ -43,6 +43,24 @@
 
 #define VMFORK_MAX_GUEST_FORK 64
 
+/*
+ * Reset-in-place, for fuzzing. Writing to SNAPSHOT marks this point: the VMM
+ * captures the VM (registers, devices, memory) as it is right after the
+ * write. Writing anything to RESET returns the VM to that point: the pages it
+ * wrote since are dropped back to their content at the mark, the vCPUs and
+ * devices reloaded, and execution continues right after the SNAPSHOT write
+ * again. RESETS counts the resets so far and is not reset itself, so the
+ * guest can tell its iterations apart; REPORT values and log lines already
+ * sent stay with the host. The value written to SNAPSHOT is the GPA of a u64
+ * in RAM (or 0): after every reset the VMM stores RESETS there, so a guest
+ * learns its iteration without another exit. SNAPSHOT_RESULT is 0 after a
+ * mark, a negative errno when it failed; a RESET with no mark does nothing.
+ */
+#define VMFORK_CTL_SNAPSHOT    0x60 /* WO: mark the reset point */
+#define VMFORK_CTL_RESET       0x68 /* WO: return to the reset point */
+#define VMFORK_CTL_RESETS      0x70 /* RO: resets so far */
+#define VMFORK_CTL_SNAPSHOT_RESULT 0x78 /* RO: result of the last mark */
+
 #define VMFORK_LOG_MAX 4000 /* bytes of text per message; longer is cut */
 
 struct vmfork_log_msg {

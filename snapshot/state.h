@@ -80,13 +80,18 @@ int vcpu_state_save(int vcpu_fd, int vm_fd, const struct msr_list *l, struct vcp
 /*
  * Load st into vcpu_fd, which was created like the saved vCPU (vcpu_create():
  * same CPUID). Order: TSC_KHZ (only if it differs) -> MP_STATE -> REGS ->
- * SREGS -> XSAVE -> XCRS -> DEBUGREGS -> LAPIC -> MSRs (TSC_DEADLINE alone,
- * last) -> VCPU_EVENTS -> KVM_KVMCLOCK_CTRL. st is validated first (-EINVAL);
+ * SREGS -> XSAVE -> XCRS -> DEBUGREGS -> LAPIC -> MSRs (TSC_DEADLINE last in
+ * the call) -> VCPU_EVENTS -> KVM_KVMCLOCK_CTRL. st is validated first (-EINVAL);
  * KVM validates the values. On an error the vCPU is partly loaded: discard it.
  * KVM_SET_XSAVE reads the target VM's KVM_CAP_XSAVE2 size from st->xsave,
  * which holds STATE_XSAVE_MAX bytes, zero past what was saved.
  */
 int vcpu_state_restore(int vcpu_fd, const struct vcpu_state *st);
+/*
+ * The same; same_vcpu: st was saved from this very vCPU (a reset in place),
+ * so the TSC frequency is not checked and KVM_KVMCLOCK_CTRL not sent.
+ */
+int vcpu_state_load(int vcpu_fd, const struct vcpu_state *st, bool same_vcpu);
 
 /* The MSR entry for index in st, or NULL. */
 const struct kvm_msr_entry *vcpu_state_msr(const struct vcpu_state *st, uint32_t index);

@@ -167,13 +167,16 @@ static int restore_msrs(int vcpu_fd, const struct vcpu_state *st)
 		else
 			buf.e[n++] = st->msrs[i];
 	}
+	/*
+	 * TSC_DEADLINE is relative to the TSC, so it must be written after it:
+	 * last in the same call is enough, KVM sets the entries in order (as QEMU
+	 * relies on), and saves an ioctl.
+	 */
+	if (deadline)
+		buf.e[n++] = *deadline;
 	buf.hdr = (struct kvm_msrs){ .nmsrs = n };
 	ret = set_msrs(vcpu_fd, &buf);
-	if (ret < 0 || !deadline)
-		return ret;
-	buf.hdr.nmsrs = 1;
-	buf.e[0] = *deadline;
-	return set_msrs(vcpu_fd, &buf);
+	return ret;
 }
 
 /* Tell a kvmclock guest it was paused, so its soft-lockup watchdog stays quiet. */
@@ -186,9 +189,15 @@ static int kvmclock_ctrl(int vcpu_fd)
 
 int vcpu_state_restore(int vcpu_fd, const struct vcpu_state *st)
 {
+	return vcpu_state_load(vcpu_fd, st, false);
+}
+
+int vcpu_state_load(int vcpu_fd, const struct vcpu_state *st, bool same_vcpu)
+{
 	int ret = check_state(st);
 
-	if (!ret)
+	/* The vCPU that saved st still has its TSC frequency. */
+	if (!ret && !same_vcpu)
 		ret = restore_tsc_khz(vcpu_fd, st->tsc_khz);
 	if (!ret)
 		ret = kvm_ioctl(vcpu_fd, KVM_SET_MP_STATE, &st->mp_state);
@@ -210,7 +219,8 @@ int vcpu_state_restore(int vcpu_fd, const struct vcpu_state *st)
 		ret = restore_msrs(vcpu_fd, st);
 	if (!ret)
 		ret = kvm_ioctl(vcpu_fd, KVM_SET_VCPU_EVENTS, &st->events);
-	if (!ret)
+	/* A reset returns the guest to a point in its own past: it was not paused meanwhile. */
+	if (!ret && !same_vcpu)
 		ret = kvmclock_ctrl(vcpu_fd);
 	return ret;
 }

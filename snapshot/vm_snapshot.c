@@ -30,7 +30,7 @@ int vm_snapshot_capture(struct vm *vm, const struct msr_list *msrs, struct vm_sn
 	return 0;
 }
 
-int vm_snapshot_load(struct vm *vm, const struct vm_snapshot *snap)
+static int load(struct vm *vm, const struct vm_snapshot *snap, bool same_vm)
 {
 	int ret = 0;
 
@@ -39,13 +39,23 @@ int vm_snapshot_load(struct vm *vm, const struct vm_snapshot *snap)
 	/* VM-wide state first: the clock and irqchips the vCPUs' LAPICs talk to. */
 	ret = vm_state_restore(vm->fd, &snap->vm);
 	for (unsigned i = 0; !ret && i < vm->ncpus; i++)
-		ret = vcpu_state_restore(vm->vcpus[i]->fd, &snap->vcpus[i]);
+		ret = vcpu_state_load(vm->vcpus[i]->fd, &snap->vcpus[i], same_vm);
 	if (ret < 0)
 		return ret;
 	i8042_restore(&vm->kbd, &snap->kbd);
 	ctl_restore(&vm->ctl, &snap->ctl);
 	/* Devices last: the UART re-drives its interrupt line into the loaded irqchip. */
 	return uart_restore(vm->uart, &snap->uart);
+}
+
+int vm_snapshot_load(struct vm *vm, const struct vm_snapshot *snap)
+{
+	return load(vm, snap, false);
+}
+
+int vm_snapshot_reload(struct vm *vm, const struct vm_snapshot *snap)
+{
+	return load(vm, snap, true);
 }
 
 void vm_snapshot_free(struct vm_snapshot *snap)

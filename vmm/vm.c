@@ -13,6 +13,7 @@
 #include "vmm/vm.h"
 #include "vmm/vmm.h"
 #include "snapshot/fork.h"
+#include "snapshot/reset.h"
 
 #define MAX_KERNEL_SIZE (512 * MiB)
 #define MAX_INITRD_SIZE (2 * GiB)
@@ -99,6 +100,16 @@ static void ctl_fork_request(void *opaque, uint64_t count)
 	vm_guest_fork(opaque, vcpu_self(), count);
 }
 
+static void ctl_mark_request(void *opaque, uint64_t counter_gpa)
+{
+	vm_guest_mark(opaque, vcpu_self(), counter_gpa);
+}
+
+static void ctl_reset_request(void *opaque)
+{
+	vm_guest_reset(opaque, vcpu_self());
+}
+
 static void kbd_reset(void *opaque)
 {
 	vm_request_stop(opaque, VM_STOP_RESET, 0);
@@ -109,7 +120,7 @@ static int create_devices(struct vm *vm, const char *console)
 	struct uart_host uart_host = { .tx = uart_tx, .set_irq = uart_set_irq, .opaque = vm };
 	struct ctl_host ctl_host = {
 		.exit = ctl_exit, .log = ctl_log, .report = ctl_report, .fork = ctl_fork_request,
-		.opaque = vm,
+		.mark = ctl_mark_request, .reset = ctl_reset_request, .opaque = vm,
 	};
 	int ret = vm_set_console(vm, console ? console : "stdio");
 
@@ -412,6 +423,7 @@ void vm_destroy(struct vm *vm)
 	if (vm->console)
 		console_close(vm->console);
 	vm_drop_cached_state(vm);
+	vm_drop_reset_point(vm);
 	if (vm->uart)
 		uart_destroy(vm->uart);
 	i8042_destroy(&vm->kbd);

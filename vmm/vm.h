@@ -20,6 +20,7 @@
 
 struct console;
 struct fork_cache;
+struct reset_point;
 struct uart;
 struct vcpu;
 
@@ -63,6 +64,7 @@ struct vm {
 	bool threads_started;
 	/* What a fork captured while paused, reused by further forks until it runs again. */
 	struct fork_cache *fork_cache;
+	struct reset_point *reset_point; /* snapshot/reset.h */
 	int fd;
 	struct guest_mem mem;
 	struct bus bus;

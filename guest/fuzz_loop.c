@@ -1,0 +1,64 @@
+/*
+ * fuzz_loop: the shape of a snapshot fuzzer, for reset-in-place. main marks
+ * the reset point (SNAPSHOT, asking the VMM to store RESETS in fl_resets),
+ * then each iteration reads fl_resets (its iteration number: no exit needed),
+ * checks that its pages hold what they held at the mark,
+ * dirties pages=N pages (default 1) of FL_REGION with the iteration number,
+ * and writes RESET: the VMM returns it to the mark, pages included.
+ * After iters=N resets (default 1000) it reports and exits.
+ * cmdline: "pages=N" (1..FL_MAX_PAGES), "iters=N"
+ * REPORT: [0] SNAPSHOT_RESULT (0), then at the end [1] RESETS,
+ *         [2] TSC cycles from the mark to the end; on a bad page: 0xbad, the page
+ * exit:   0 when every iteration found its pages as at the mark; 1 when not;
+ *         2 when the mark failed; 4 on a bad cmdline
+ */
+#include "rt.h"
+
+#define FL_REGION    0x02000000ULL /* 32 MiB: above the image */
+#define FL_MAX_PAGES 256
+#define FL_PAGE      4096
+#define FL_FRESH     0x5eed5eed5eed5eedULL
+
+static volatile uint64_t fl_resets; /* the VMM stores RESETS here after each reset */
+
+static volatile uint64_t *page(unsigned i)
+{
+	return (volatile uint64_t *)(uintptr_t)(FL_REGION + (uint64_t)i * FL_PAGE);
+}
+
+int main(void)
+{
+	uint64_t npages = rt_arg_u64("pages", 1), iters = rt_arg_u64("iters", 1000), t0, n;
+
+	if (!npages || npages > FL_MAX_PAGES || !rt_is_ram(FL_REGION, FL_MAX_PAGES * FL_PAGE))
+		return 4;
+	for (unsigned i = 0; i < npages; i++)
+		*page(i) = FL_FRESH;
+	t0 = rt_rdtsc();
+	rt_ctl_write(VMFORK_CTL_SNAPSHOT, (uint64_t)(uintptr_t)&fl_resets);
+	/* Every reset comes back here, with the registers and memory of this point. */
+	n = fl_resets;
+	if (n == 0) {
+		uint64_t r = rt_ctl_read(VMFORK_CTL_SNAPSHOT_RESULT);
+
+		rt_report(r);
+		if (r)
+			return 2;
+	}
+	if (n >= iters) {
+		rt_report(n);
+		rt_report(rt_rdtsc() - t0);
+		rt_printf("fuzz_loop: %lu resets of %lu dirty pages\n", n, npages);
+		return 0;
+	}
+	for (unsigned i = 0; i < npages; i++) {
+		if (*page(i) != FL_FRESH) {
+			rt_report(0xbad);
+			rt_report(i);
+			return 1;
+		}
+		*page(i) = n;
+	}
+	rt_ctl_write(VMFORK_CTL_RESET, 1);
+	return 3; /* not reached: the reset took us back */
+}

@@ -1,0 +1,41 @@
+/*
+ * Reset-in-place: return a running VM to a point marked earlier, as a
+ * fuzzer returns to its snapshot thousands of times a second. Marking
+ * freezes the VM's RAM as a base (as a fork does; the VM goes on MAP_PRIVATE
+ * over it) and captures its vCPU, VM and device state. A reset drops the
+ * private pages the VM wrote since (MADV_DONTNEED on a MAP_PRIVATE file
+ * mapping: they read back as the base), puts back the few pages it owned at
+ * the mark (a clone's copies of its parent's writes), and reloads the state.
+ * The cost follows the pages written, not the RAM size.
+ */
+#ifndef SNAPSHOT_RESET_H
+#define SNAPSHOT_RESET_H
+
+#include <stdint.h>
+
+struct vm;
+struct vcpu;
+
+struct reset_stats {
+	uint64_t pages_dropped;   /* written since the mark, dropped */
+	uint64_t pages_restored;  /* owned at the mark, copied back */
+	uint64_t scan_ns, drop_ns, load_ns, total_ns;
+};
+
+/* Mark the reset point of a paused VM (op_lock held; self: the calling vCPU or NULL). */
+int vm_mark_reset_point_locked(struct vm *vm);
+/* Return a paused VM to its reset point (op_lock held). -ENOENT when none. */
+int vm_reset_locked(struct vm *vm, struct reset_stats *st);
+
+/* The same from any thread but the VM's own: pause, act, resume. */
+int vm_mark_reset_point(struct vm *vm);
+int vm_reset(struct vm *vm, struct reset_stats *st);
+
+/* The control device's SNAPSHOT and RESET registers, on the writing vCPU's thread. */
+void vm_guest_mark(struct vm *vm, struct vcpu *self, uint64_t counter_gpa);
+void vm_guest_reset(struct vm *vm, struct vcpu *self);
+
+/* Free what a reset point holds (vm_destroy). */
+void vm_drop_reset_point(struct vm *vm);
+
+#endif
