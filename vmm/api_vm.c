@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "snapshot/fork.h"
+#include "snapshot/reset.h"
 #include "snapshot/shells.h"
 #include "vmm/version.h" /* VMFORK_VERSION */
 #include "vmm/api_call.h"
@@ -187,6 +188,46 @@ static void h_resume(struct api_call *c)
 	change_state(c, &sc);
 }
 
+/* Reset-in-place (snapshot/reset.h): mark a running or paused VM's point, or go back to it. */
+static void reset_op(struct api_call *c, bool mark)
+{
+	struct vm *vm = call_vm(c);
+	struct reset_stats st = { 0 };
+	int ret;
+
+	if (!vm)
+		return;
+	ret = mark ? vm_mark_reset_point(vm) : vm_reset(vm, &st);
+	if (!ret && mark)
+		api_reply(c, MHD_HTTP_OK, vm_json(vm));
+	else if (!ret)
+		api_reply(c, MHD_HTTP_OK,
+			  json_pack("{s:I, s:I, s:I, s:I}", "id", (json_int_t)vm->id, "pages_dropped",
+				    (json_int_t)st.pages_dropped, "pages_restored",
+				    (json_int_t)st.pages_restored, "reset_us",
+				    (json_int_t)(st.total_ns / 1000)));
+	else if (ret == -ENOENT)
+		api_error(c, MHD_HTTP_CONFLICT, "VM %" PRIu64 " has no reset point: mark one first",
+			  c->id);
+	else if (ret == -EINVAL)
+		api_error(c, MHD_HTTP_CONFLICT, "VM %" PRIu64 " is %s", c->id,
+			  vm_run_state_name(vm_run_state(vm)));
+	else
+		api_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "VM %" PRIu64 ": %s", c->id,
+			  strerror(-ret));
+	vmm_put(c->vmm, vm);
+}
+
+static void h_mark(struct api_call *c)
+{
+	reset_op(c, true);
+}
+
+static void h_reset(struct api_call *c)
+{
+	reset_op(c, false);
+}
+
 static void wait_stopped(struct vm *vm, unsigned timeout_ms)
 {
 	struct timespec step = { 0, 5 * 1000 * 1000 };
@@ -358,6 +399,8 @@ const struct api_route api_routes[] = {
 	{ "PUT", "/v1/vms/{id}/resume", h_resume, NULL },
 	{ "PUT", "/v1/vms/{id}/stop", h_stop, NULL },
 	{ "PUT", "/v1/vms/{id}/fork", h_fork, fork_fields },
+	{ "PUT", "/v1/vms/{id}/reset-point", h_mark, NULL },
+	{ "PUT", "/v1/vms/{id}/reset", h_reset, NULL },
 };
 
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
