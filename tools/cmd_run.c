@@ -1,18 +1,14 @@
 /* vm-fork run: boot a VM and run it until the guest exits. */
 #include <errno.h>
 #include <getopt.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "tools/cli.h"
+#include "tools/serve.h"
 #include "vmm/log.h"
 #include "vmm/parse.h"
-#include "snapshot/shells.h"
-#include "vmm/api.h"
 #include "vmm/vm.h"
 #include "vmm/vmm.h"
 
@@ -23,7 +19,6 @@ struct run_options {
 	const char *kvm_path;
 	const char *api_path;
 	const char *clone_console;
-	char clone_console_buf[4200];
 	unsigned shells;
 };
 
@@ -143,76 +138,12 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 	return 0;
 }
 
-/* SIGINT, SIGTERM and SIGHUP stop every VM cleanly; they are handled by this thread alone. */
-static void *signal_thread(void *arg)
-{
-	struct vmm *vmm = arg;
-	uint64_t ids[1024];
-	sigset_t set;
-	int sig;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	if (sigwait(&set, &sig) != 0)
-		return NULL;
-	pr_info("signal %d: stopping every VM", sig);
-	for (unsigned i = 0, n = vmm_list(vmm, ids, 1024); i < n && i < 1024; i++) {
-		struct vm *vm = vmm_get(vmm, ids[i]);
-
-		if (vm) {
-			vm_request_stop(vm, VM_STOP_REQUESTED, 128 + sig);
-			vmm_put(vmm, vm);
-		}
-	}
-	return NULL;
-}
-
-static void block_stop_signals(void)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-}
-
-/* Where clones' consoles go unless --clone-console says: files beside the API socket. */
-static void default_clone_console(struct run_options *o)
-{
-	if (o->clone_console || !o->api_path)
-		return;
-	snprintf(o->clone_console_buf, sizeof(o->clone_console_buf), "file:%s.clone-%%u.log",
-		 o->api_path);
-	o->clone_console = o->clone_console_buf;
-}
-
-static int start_services(struct vmm *vmm, struct vm *root, struct run_options *o,
-			  struct api_server **api)
-{
-	int ret = 0;
-
-	default_clone_console(o);
-	vmm->clone_console = o->clone_console;
-	if (o->shells)
-		ret = shell_pool_create(&vmm->shells, &vmm->kvm, root->mem.size, root->ncpus,
-					&root->cpuid_mask, o->shells);
-	/* Shells premap the booted VM's RAM, so even its first fork maps nothing. */
-	if (!ret && o->shells)
-		shell_pool_set_template(vmm->shells, &root->mem, NULL, 0);
-	if (!ret && o->api_path)
-		ret = api_server_start(api, vmm, o->api_path);
-	return ret;
-}
-
 /* Boot the VM, serve the API, and wait until every VM (the booted one and its clones) stopped. */
 static int run_all(struct vmm *vmm, struct run_options *o)
 {
-	struct api_server *api = NULL;
-	pthread_t sig_thread;
+	struct serve_options so = {
+		.api_path = o->api_path, .clone_console = o->clone_console, .shells = o->shells,
+	};
 	struct vm *root;
 	int ret = vm_create(&root, &vmm->kvm, &o->vm);
 
@@ -225,33 +156,7 @@ static int run_all(struct vmm *vmm, struct run_options *o)
 		vm_destroy(root);
 		return CLI_EXIT_ERROR;
 	}
-	ret = start_services(vmm, root, o, &api);
-	if (!ret && pthread_create(&sig_thread, NULL, signal_thread, vmm) == 0) {
-		ret = vm_start(root);
-		vmm_wait_all_stopped(vmm, 0);
-		pthread_cancel(sig_thread);
-		pthread_join(sig_thread, NULL);
-	} else {
-		ret = -1;
-	}
-	if (api)
-		api_server_stop(api);
-	if (ret < 0)
-		return CLI_EXIT_ERROR;
-	pr_info("VM stopped: %s, status %d", vm_stop_reason_name(root->stop_reason),
-		vm_exit_code(root));
-	return vm_exit_code(root) & 0xff;
-}
-
-/* Every VM holds a few fds (VM, vCPUs, RAM, console): a thousand clones need more than 1024. */
-static void raise_fd_limit(void)
-{
-	struct rlimit lim;
-
-	if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
-		lim.rlim_cur = lim.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &lim);
-	}
+	return serve_until_stopped(vmm, &root, 1, &so);
 }
 
 int cmd_run(int argc, char **argv)
@@ -263,8 +168,7 @@ int cmd_run(int argc, char **argv)
 	ret = parse_run_args(argc, argv, &o);
 	if (ret)
 		return ret;
-	raise_fd_limit();
-	block_stop_signals();
+	serve_prepare_process();
 	if (vmm_init(&vmm, o.kvm_path) < 0)
 		return CLI_EXIT_ERROR;
 	ret = run_all(&vmm, &o);

@@ -1,0 +1,112 @@
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/resource.h>
+
+#include "snapshot/shells.h"
+#include "tools/cli.h"
+#include "tools/serve.h"
+#include "vmm/api.h"
+#include "vmm/log.h"
+#include "vmm/vm.h"
+#include "vmm/vmm.h"
+
+static void stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+}
+
+/* SIGINT, SIGTERM and SIGHUP stop every VM cleanly; they are handled by this thread alone. */
+static void *signal_thread(void *arg)
+{
+	struct vmm *vmm = arg;
+	uint64_t ids[1024];
+	sigset_t set;
+	int sig;
+
+	stop_signals(&set);
+	if (sigwait(&set, &sig) != 0)
+		return NULL;
+	pr_info("signal %d: stopping every VM", sig);
+	for (unsigned i = 0, n = vmm_list(vmm, ids, 1024); i < n && i < 1024; i++) {
+		struct vm *vm = vmm_get(vmm, ids[i]);
+
+		if (vm) {
+			vm_request_stop(vm, VM_STOP_REQUESTED, 128 + sig);
+			vmm_put(vmm, vm);
+		}
+	}
+	return NULL;
+}
+
+void serve_prepare_process(void)
+{
+	struct rlimit lim;
+	sigset_t set;
+
+	/* Every VM holds a few fds (VM, vCPUs, RAM, console): a thousand clones need more than 1024. */
+	if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+		lim.rlim_cur = lim.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &lim);
+	}
+	stop_signals(&set);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+static int start_services(struct vmm *vmm, struct vm *first, struct serve_options *o,
+			  struct api_server **api)
+{
+	static char console[4200];
+	int ret = 0;
+
+	/* Clones' consoles go to files beside the API socket unless told otherwise. */
+	if (!o->clone_console && o->api_path) {
+		snprintf(console, sizeof(console), "file:%s.clone-%%u.log", o->api_path);
+		o->clone_console = console;
+	}
+	vmm->clone_console = o->clone_console;
+	if (o->shells)
+		ret = shell_pool_create(&vmm->shells, &vmm->kvm, first->mem.size, first->ncpus,
+					&first->cpuid_mask, o->shells);
+	/* Shells premap the first VM's RAM, so even its first fork maps nothing. */
+	if (!ret && o->shells)
+		shell_pool_set_template(vmm->shells, &first->mem, NULL, 0);
+	if (!ret && o->api_path)
+		ret = api_server_start(api, vmm, o->api_path);
+	return ret;
+}
+
+static int start_vms(struct vm **vms, unsigned n)
+{
+	int ret = 0;
+
+	for (unsigned i = 0; !ret && i < n; i++)
+		ret = vms[i]->threads_started ? vm_resume(vms[i]) : vm_start(vms[i]);
+	return ret;
+}
+
+int serve_until_stopped(struct vmm *vmm, struct vm **vms, unsigned n, struct serve_options *o)
+{
+	struct api_server *api = NULL;
+	pthread_t sig_thread;
+	int ret = start_services(vmm, vms[0], o, &api);
+
+	if (!ret && pthread_create(&sig_thread, NULL, signal_thread, vmm) == 0) {
+		ret = start_vms(vms, n);
+		vmm_wait_all_stopped(vmm, 0);
+		pthread_cancel(sig_thread);
+		pthread_join(sig_thread, NULL);
+	} else {
+		ret = -1;
+	}
+	if (api)
+		api_server_stop(api);
+	if (ret < 0)
+		return CLI_EXIT_ERROR;
+	pr_info("VM %llu stopped: %s, status %d", (unsigned long long)vms[0]->id,
+		vm_stop_reason_name(vms[0]->stop_reason), vm_exit_code(vms[0]));
+	return vm_exit_code(vms[0]) & 0xff;
+}

@@ -1,0 +1,23 @@
+/* What `vm-fork run` and `vm-fork restore` share: serving VMs until all have stopped. */
+#ifndef TOOLS_SERVE_H
+#define TOOLS_SERVE_H
+
+struct vm;
+struct vmm;
+
+struct serve_options {
+	const char *api_path;       /* serve the control API there, or NULL */
+	const char *clone_console;  /* clones' console spec, or NULL (see below) */
+	unsigned shells;            /* warm shells to keep, shaped like vms[0] */
+};
+
+/* Raise the fd limit and block the stop signals (before any thread starts). */
+void serve_prepare_process(void);
+/*
+ * Start the API and shells, start or resume vms[0..n), and wait until every
+ * VM of vmm stopped (SIGINT, SIGTERM and SIGHUP stop them all). Returns the
+ * exit status of vms[0], or CLI_EXIT_ERROR.
+ */
+int serve_until_stopped(struct vmm *vmm, struct vm **vms, unsigned n, struct serve_options *o);
+
+#endif
