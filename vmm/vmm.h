@@ -21,6 +21,9 @@ struct vm;
 struct vm_config;
 struct shell_pool;
 struct msr_list;
+struct snapshot_job;
+
+#define VMM_MAX_JOBS 64
 
 struct vmm {
 	struct kvm_host kvm;
@@ -33,6 +36,8 @@ struct vmm {
 	struct msr_list *msrs;      /* the MSRs a fork saves on this host */
 	struct shell_pool *shells;  /* NULL: forks create VMs cold */
 	const char *clone_console;  /* console spec for clones; "%u" becomes the clone id */
+	/* Snapshots being (or lately) written; job id = index + 1. Guarded by lock. */
+	struct snapshot_job *jobs[VMM_MAX_JOBS];
 };
 
 int vmm_init(struct vmm *vmm, const char *kvm_path);
@@ -52,6 +57,10 @@ void vmm_ref(struct vmm *vmm, struct vm *vm);
 int vmm_remove(struct vmm *vmm, uint64_t id);
 /* Copy up to max ids of registered VMs; returns how many are registered. */
 unsigned vmm_list(struct vmm *vmm, uint64_t *ids, unsigned max);
+/* Keep a snapshot job; returns its id, or 0 when every slot holds a running one. */
+unsigned vmm_add_job(struct vmm *vmm, struct snapshot_job *job);
+/* The job with that id, or NULL (it stays owned by the vmm). */
+struct snapshot_job *vmm_get_job(struct vmm *vmm, unsigned id);
 /* Called when a registered VM stops, to wake vmm_wait_all_stopped(). */
 void vmm_notify(struct vmm *vmm);
 /* Wait until no registered VM is running (or timeout_ms passes, 0: forever). */
