@@ -1,31 +1,22 @@
 #include <errno.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "devices/ctl_abi.h"
+#include "snapshot/capture.h"
 #include "snapshot/fork.h"
 #include "snapshot/shells.h"
 #include "snapshot/vm_snapshot.h"
+#include "vmm/clock.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 #include "vmm/vmm.h"
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* A paused VM's state and private pages do not change: forks capture them once. */
 struct fork_cache {
-	struct vm_snapshot snap;
-	struct mem_ranges private_pages;
+	struct vm_capture cap;
 	uint64_t serial;          /* names this state for the shell pool */
 };
 
@@ -126,34 +117,18 @@ static int make_child(struct fork_plan *plan, unsigned index, struct vm **out, b
 	return 0;
 }
 
-/* Freeze the base (first fork) or find what the parent wrote since. */
-static int prepare_memory(struct vm *parent, struct mem_ranges *private_pages,
-			  struct fork_stats *st)
-{
-	uint64_t t = now_ns();
-	int ret;
-
-	if (!parent->mem.frozen) {
-		ret = guest_mem_freeze(&parent->mem);
-		st->freeze_ns = now_ns() - t;
-		return ret;
-	}
-	return guest_mem_private_ranges(&parent->mem, private_pages);
-}
-
 void vm_drop_cached_state(struct vm *vm)
 {
 	struct fork_cache *c = vm->fork_cache;
 
 	if (!c)
 		return;
-	vm_snapshot_free(&c->snap);
-	mem_ranges_free(&c->private_pages);
+	vm_capture_free(&c->cap);
 	free(c);
 	vm->fork_cache = NULL;
 }
 
-/* Capture the paused parent once: memory first (freezing takes its writes into the base). */
+/* Capture the paused parent once; its memory first (freezing takes its writes into the base). */
 static int capture(struct fork_plan *plan, struct fork_stats *st)
 {
 	struct vm *parent = plan->parent;
@@ -164,21 +139,19 @@ static int capture(struct fork_plan *plan, struct fork_stats *st)
 		c = calloc(1, sizeof(*c));
 		if (!c)
 			return -ENOMEM;
-		ret = prepare_memory(parent, &c->private_pages, st);
-		if (!ret)
-			ret = vm_snapshot_capture(parent, parent->vmm->msrs, &c->snap);
+		ret = vm_capture(parent, false, &c->cap);
+		st->freeze_ns = c->cap.freeze_ns;
 		if (ret < 0) {
-			mem_ranges_free(&c->private_pages);
 			free(c);
 			return ret;
 		}
 		c->serial = __atomic_add_fetch(&parent->vmm->next_serial, 1, __ATOMIC_RELAXED);
 		parent->fork_cache = c;
 	}
-	plan->snap = &c->snap;
-	plan->private_pages = &c->private_pages;
+	plan->snap = &c->cap.state;
+	plan->private_pages = &c->cap.pages;
 	plan->serial = c->serial;
-	st->pages_copied = c->private_pages.pages;
+	st->pages_copied = c->cap.pages.pages;
 	return 0;
 }
 
@@ -260,7 +233,7 @@ static void prepare_shells_for(struct vm *parent)
 	struct fork_cache *c = parent->fork_cache;
 
 	if (c && parent->vmm->shells)
-		shell_pool_set_template(parent->vmm->shells, &parent->mem, &c->snap, c->serial);
+		shell_pool_set_template(parent->vmm->shells, &parent->mem, &c->cap.state, c->serial);
 }
 
 int vm_fork(struct vm *parent, const struct fork_request *req, struct vm **children,
@@ -297,21 +270,6 @@ int vm_fork(struct vm *parent, const struct fork_request *req, struct vm **child
 	return ret;
 }
 
-/*
- * A host operation that is pausing this VM (pause, fork, snapshot) waits for
- * this very vCPU to park, so the vCPU must not block on op_lock then: it gives
- * up (-EBUSY, the guest may retry). Any other holder is about to let go.
- */
-static bool op_lock_from_vcpu(struct vm *vm)
-{
-	while (pthread_mutex_trylock(&vm->op_lock)) {
-		if (__atomic_load_n(&vm->pause_requested, __ATOMIC_ACQUIRE) || vm_stopping(vm))
-			return false;
-		sched_yield();
-	}
-	return true;
-}
-
 void vm_guest_fork(struct vm *vm, struct vcpu *self, uint64_t count)
 {
 	struct fork_request req = { .count = (unsigned)count, .start_children = true };
@@ -324,7 +282,7 @@ void vm_guest_fork(struct vm *vm, struct vcpu *self, uint64_t count)
 		ctl_set_fork_result(&vm->ctl, -EINVAL, 0);
 		return;
 	}
-	if (!op_lock_from_vcpu(vm)) {
+	if (!vm_op_lock_from_vcpu(vm)) {
 		ctl_set_fork_result(&vm->ctl, -EBUSY, 0);
 		return;
 	}

@@ -1,31 +1,21 @@
 #include <errno.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
+#include "snapshot/capture.h"
 #include "snapshot/reset.h"
 #include "snapshot/vm_snapshot.h"
+#include "vmm/clock.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 #include "vmm/vmm.h"
 
 struct reset_point {
-	struct vm_snapshot state;
+	struct vm_capture cap;    /* state, and the pages owned at the mark with their contents */
 	uint64_t counter_gpa;     /* where to store RESETS after a reset, 0: nowhere */
-	struct mem_ranges owned;  /* private pages at the mark ... */
-	uint8_t *owned_data;      /* ... and their contents */
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 void vm_drop_reset_point(struct vm *vm)
 {
@@ -33,29 +23,9 @@ void vm_drop_reset_point(struct vm *vm)
 
 	if (!rp)
 		return;
-	vm_snapshot_free(&rp->state);
-	mem_ranges_free(&rp->owned);
-	free(rp->owned_data);
+	vm_capture_free(&rp->cap);
 	free(rp);
 	vm->reset_point = NULL;
-}
-
-/* Keep a copy of the pages the VM owns at the mark: a reset drops them with the rest. */
-static int save_owned(struct vm *vm, struct reset_point *rp)
-{
-	uint8_t *p;
-	int ret = guest_mem_private_ranges(&vm->mem, &rp->owned);
-
-	if (ret < 0 || !rp->owned.pages)
-		return ret;
-	p = rp->owned_data = malloc(rp->owned.pages * PAGE_SIZE);
-	if (!p)
-		return -ENOMEM;
-	for (unsigned i = 0; i < rp->owned.n; i++) {
-		memcpy(p, vm->mem.host + rp->owned.r[i].off, rp->owned.r[i].len);
-		p += rp->owned.r[i].len;
-	}
-	return 0;
 }
 
 int vm_mark_reset_point_locked(struct vm *vm)
@@ -65,18 +35,9 @@ int vm_mark_reset_point_locked(struct vm *vm)
 
 	if (!rp)
 		return -ENOMEM;
-	if (!vm->vmm) { /* the MSR list to save lives there */
-		free(rp);
-		return -EINVAL;
-	}
-	ret = guest_mem_freeze(&vm->mem);
-	if (!ret)
-		ret = save_owned(vm, rp);
-	if (!ret)
-		ret = vm_snapshot_capture(vm, vm->vmm->msrs, &rp->state);
+	/* The pages it owns at the mark are kept: a reset drops them with the rest. */
+	ret = vm_capture(vm, true, &rp->cap);
 	if (ret < 0) {
-		mem_ranges_free(&rp->owned);
-		free(rp->owned_data);
 		free(rp);
 		return ret;
 	}
@@ -102,17 +63,6 @@ static int drop_written(struct vm *vm, struct reset_stats *st)
 	st->drop_ns = now_ns() - t;
 	mem_ranges_free(&written);
 	return ret;
-}
-
-static void restore_owned(struct vm *vm, const struct reset_point *rp, struct reset_stats *st)
-{
-	const uint8_t *p = rp->owned_data;
-
-	for (unsigned i = 0; i < rp->owned.n; i++) {
-		memcpy(vm->mem.host + rp->owned.r[i].off, p, rp->owned.r[i].len);
-		p += rp->owned.r[i].len;
-	}
-	st->pages_restored = rp->owned.pages;
 }
 
 /* Count the reset, and store the count where the guest asked (checked like any GPA). */
@@ -141,9 +91,10 @@ int vm_reset_locked(struct vm *vm, struct reset_stats *stats)
 		return -ENOENT;
 	ret = drop_written(vm, &st);
 	if (!ret) {
-		restore_owned(vm, rp, &st);
+		vm_capture_put_pages(&rp->cap, &vm->mem);
+		st.pages_restored = rp->cap.pages.pages;
 		t = now_ns();
-		ret = vm_snapshot_reload(vm, &rp->state);
+		ret = vm_snapshot_reload(vm, &rp->cap.state);
 		st.load_ns = now_ns() - t;
 	}
 	if (!ret)
@@ -197,17 +148,6 @@ int vm_reset(struct vm *vm, struct reset_stats *st)
 	return with_vm_paused(vm, act_reset, st);
 }
 
-/* As for a guest fork: give way to a host operation that is pausing this VM. */
-static bool op_lock_from_vcpu(struct vm *vm)
-{
-	while (pthread_mutex_trylock(&vm->op_lock)) {
-		if (__atomic_load_n(&vm->pause_requested, __ATOMIC_ACQUIRE) || vm_stopping(vm))
-			return false;
-		sched_yield();
-	}
-	return true;
-}
-
 /* Run act with every other vCPU parked and this one's exit completed. */
 static int from_vcpu(struct vm *vm, struct vcpu *self, int (*act)(struct vm *, void *),
 		     void *arg)
@@ -216,7 +156,7 @@ static int from_vcpu(struct vm *vm, struct vcpu *self, int (*act)(struct vm *, v
 
 	if (!self)
 		return -EINVAL;
-	if (!op_lock_from_vcpu(vm))
+	if (!vm_op_lock_from_vcpu(vm))
 		return -EBUSY;
 	ret = vm_pause_locked(vm, self);
 	if (!ret) {

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -521,6 +522,16 @@ int vm_resume_locked(struct vm *vm)
 		vm_drop_cached_state(vm);
 	pthread_mutex_unlock(&vm->lock);
 	return ret;
+}
+
+bool vm_op_lock_from_vcpu(struct vm *vm)
+{
+	while (pthread_mutex_trylock(&vm->op_lock)) {
+		if (__atomic_load_n(&vm->pause_requested, __ATOMIC_ACQUIRE) || vm_stopping(vm))
+			return false;
+		sched_yield();
+	}
+	return true;
 }
 
 int vm_pause(struct vm *vm)

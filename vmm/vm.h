@@ -136,6 +136,13 @@ int vm_resume(struct vm *vm);
  * exit completed; NULL from any other thread.
  */
 int vm_pause_locked(struct vm *vm, struct vcpu *self);
+/*
+ * op_lock for a guest request on one of the VM's own vCPU threads (a fork, a
+ * reset). A host operation that is pausing this VM waits for this very vCPU
+ * to park, so the vCPU must not block then: false (the guest gets -EBUSY and
+ * may retry). Any other holder is about to let go: wait for it.
+ */
+bool vm_op_lock_from_vcpu(struct vm *vm);
 int vm_resume_locked(struct vm *vm);
 /* Called by a vCPU thread as it ends. */
 void vm_vcpu_exited(struct vm *vm);
