@@ -13,20 +13,12 @@
  * REPORT: template: [0] table checksum; clone: [0] words counted, [1] largest word
  */
 #include "rt.h"
+#include "mix.h"
 
 #define DEMO_TABLE   0x04000000ULL /* 64 MiB: above the image and the runtime */
 #define DEMO_RESULT  0x03fff000ULL /* one page each clone writes */
 
 static uint64_t histogram[256];
-
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
 
 static uint64_t build_table(volatile uint64_t *table, uint64_t words)
 {

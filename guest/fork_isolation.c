@@ -35,6 +35,7 @@
  *         FI_MAILBOX, or RAM is too small)
  */
 #include "rt.h"
+#include "mix.h"
 
 #define FI_MAILBOX     0x00fff000ULL
 #define FI_REGION      0x01000000ULL
@@ -57,15 +58,6 @@ extern char _end[]; /* guest/rt/guest.ld: the end of the image, .bss included */
 
 static struct fi_mailbox *const mailbox = (struct fi_mailbox *)(uintptr_t)FI_MAILBOX;
 static uint64_t *const region = (uint64_t *)(uintptr_t)FI_REGION;
-
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	return x ^ x >> 31;
-}
 
 static inline uint64_t pattern(size_t i, uint64_t key)
 {

@@ -32,6 +32,7 @@
  *         FORK_RESULT, in [3]); 4 on a bad cmdline
  */
 #include "rt.h"
+#include "mix.h"
 
 #define FT_MAX_DEPTH   8
 #define FT_MAX_FANOUT  15 /* a CHILD_INDEX fits the 4 bits of a path level */
@@ -52,15 +53,6 @@ struct ft_vm {
 	bool parent;
 	unsigned bad; /* failed checks, one bit each: what the log line shows */
 };
-
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	return x ^ x >> 31;
-}
 
 static uint64_t ctl(unsigned offset)
 {

@@ -11,6 +11,7 @@
 
 #include "tests/fork_harness.h"
 #include "tests/harness.h"
+#include "guest/rt/mix.h"
 
 #define FS_RESULT 0x1159a5aa47cc3efbULL /* guest/fork_state.c's reference [0] */
 #define MAX_VMS 64
@@ -143,15 +144,6 @@ Test(fork_proof, smp_state_survives_forks, .timeout = 240)
 #define FI_REGION 0x01000000ULL
 #define FI_REGION_SIZE (8 * MiB)
 #define FI_BASE_KEY 0xba5eba5eba5eba5eULL
-
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
 
 static uint64_t words_not_base(const uint8_t *region)
 {
