@@ -60,8 +60,12 @@ static int obtain_vm(struct fork_plan *plan, struct vm **out, struct shell_fit *
 		/* Its threads start once its state is loaded (make_child). */
 		ret = vm_create_shell(&vm, parent->kvm, parent->mem.size, parent->ncpus,
 				      &parent->cpuid_mask, &parent->mem);
-		if (ret < 0)
+		if (!ret && parent->cpuid_table)
+			ret = vm_set_cpuid_table(vm, parent->cpuid_table);
+		if (ret < 0) {
+			vm_destroy(vm);
 			return ret;
+		}
 		fit->base_mapped = true;
 	}
 	if (fit->base_mapped)

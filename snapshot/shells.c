@@ -186,8 +186,9 @@ int shell_pool_create(struct shell_pool **out, struct kvm_host *kvm, uint64_t me
 
 static bool fits(const struct shell_pool *p, const struct vm *parent)
 {
+	/* A restored VM keeps its snapshot's CPUID: shells have this host's. */
 	return parent->mem.size == p->mem_size && parent->ncpus == p->ncpus &&
-	       !memcmp(&parent->cpuid_mask, &p->mask, sizeof(p->mask));
+	       !parent->cpuid_table && !memcmp(&parent->cpuid_mask, &p->mask, sizeof(p->mask));
 }
 
 static bool same_file(int fd, dev_t dev, ino_t ino)

@@ -32,4 +32,9 @@ void cmd_resume_usage(FILE *out);
 int cmd_stop(int argc, char **argv);
 void cmd_stop_usage(FILE *out);
 
+int cmd_snapshot(int argc, char **argv);
+void cmd_snapshot_usage(FILE *out);
+int cmd_restore(int argc, char **argv);
+void cmd_restore_usage(FILE *out);
+
 #endif

@@ -13,6 +13,9 @@ static const struct cli_command commands[] = {
 	{ "pause", "pause a VM of a running VMM (API)", cmd_pause, cmd_pause_usage },
 	{ "resume", "resume a paused VM (API)", cmd_resume, cmd_resume_usage },
 	{ "stop", "stop a VM of a running VMM (API)", cmd_stop, cmd_stop_usage },
+	{ "snapshot", "write a running VM's snapshot to a directory (API)", cmd_snapshot,
+	  cmd_snapshot_usage },
+	{ "restore", "start VMs from a snapshot directory", cmd_restore, cmd_restore_usage },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

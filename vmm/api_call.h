@@ -29,6 +29,11 @@ struct api_route {
 };
 
 extern const struct api_route api_routes[];
+
+/* Snapshot endpoints (vmm/api_snapshot.c). */
+extern const char *const api_snapshot_fields[];
+void api_h_snapshot(struct api_call *c);
+void api_h_snapshot_job(struct api_call *c);
 extern const size_t api_nroutes;
 
 /* Answer with body (reference stolen; NULL from a failed json_pack() becomes a 500). */

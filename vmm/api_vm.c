@@ -401,6 +401,8 @@ const struct api_route api_routes[] = {
 	{ "PUT", "/v1/vms/{id}/fork", h_fork, fork_fields },
 	{ "PUT", "/v1/vms/{id}/reset-point", h_mark, NULL },
 	{ "PUT", "/v1/vms/{id}/reset", h_reset, NULL },
+	{ "PUT", "/v1/vms/{id}/snapshot", api_h_snapshot, api_snapshot_fields },
+	{ "GET", "/v1/snapshots/{id}", api_h_snapshot_job, NULL },
 };
 
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);

@@ -48,11 +48,12 @@ static void install_kick_handler(void)
 	sigaction(kick_signal(), &sa, NULL); /* no SA_RESTART: KVM_RUN must return */
 }
 
-static int set_cpuid(struct vcpu *vcpu)
+int vcpu_set_cpuid(struct vcpu *vcpu)
 {
 	struct vm *vm = vcpu->vm;
-	struct kvm_cpuid2 *cpuid = cpuid_for_vcpu(vm->kvm->supported_cpuid, vcpu->index,
-						  vm->ncpus, &vm->cpuid_mask);
+	struct kvm_cpuid2 *cpuid = vm->cpuid_table ?
+		cpuid_for_vcpu(vm->cpuid_table, vcpu->index, vm->ncpus, NULL) :
+		cpuid_for_vcpu(vm->kvm->supported_cpuid, vcpu->index, vm->ncpus, &vm->cpuid_mask);
 	int ret;
 
 	if (!cpuid)
@@ -107,7 +108,7 @@ static int set_lapic_lints(struct vcpu *vcpu)
 
 static int vcpu_init_state(struct vcpu *vcpu)
 {
-	int ret = set_cpuid(vcpu);
+	int ret = vcpu_set_cpuid(vcpu);
 
 	if (!ret)
 		ret = set_msrs(vcpu);

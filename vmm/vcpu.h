@@ -21,6 +21,8 @@ struct vcpu {
 
 /* Create vCPU index with its CPUID, FPU, MSR and LAPIC set-up. */
 int vcpu_create(struct vm *vm, unsigned index, struct vcpu **out);
+/* Give the vCPU its CPUID (the VM's table or this host's, shaped for its index). */
+int vcpu_set_cpuid(struct vcpu *vcpu);
 /* Point the boot vCPU at the kernel (64-bit boot protocol). */
 int vcpu_set_boot_regs(struct vcpu *vcpu, const struct boot_image *kernel);
 int vcpu_start(struct vcpu *vcpu);

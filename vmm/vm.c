@@ -262,6 +262,29 @@ int vm_create_shell(struct vm **out, struct kvm_host *kvm, uint64_t mem_size, un
 static size_t console_rx(void *opaque, const uint8_t *buf, size_t len);
 static void console_quit(void *opaque);
 
+struct kvm_cpuid2 *vm_cpuid(const struct vm *vm)
+{
+	if (vm->cpuid_table)
+		return cpuid_for_vcpu(vm->cpuid_table, 0, vm->ncpus, NULL);
+	return cpuid_for_vcpu(vm->kvm->supported_cpuid, 0, vm->ncpus, &vm->cpuid_mask);
+}
+
+int vm_set_cpuid_table(struct vm *vm, const struct kvm_cpuid2 *table)
+{
+	size_t size = sizeof(*table) + table->nent * sizeof(table->entries[0]);
+	struct kvm_cpuid2 *copy = malloc(size);
+	int ret = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, table, size);
+	free(vm->cpuid_table);
+	vm->cpuid_table = copy;
+	for (unsigned i = 0; !ret && i < vm->ncpus; i++)
+		ret = vcpu_set_cpuid(vm->vcpus[i]);
+	return ret;
+}
+
 int vm_set_console(struct vm *vm, const char *spec)
 {
 	struct console *c;
@@ -425,6 +448,7 @@ void vm_destroy(struct vm *vm)
 		console_close(vm->console);
 	vm_drop_cached_state(vm);
 	vm_drop_reset_point(vm);
+	free(vm->cpuid_table);
 	if (vm->uart)
 		uart_destroy(vm->uart);
 	i8042_destroy(&vm->kbd);

@@ -71,6 +71,8 @@ struct vm {
 	unsigned ncpus;
 	struct vcpu *vcpus[VM_MAX_CPUS];
 	struct cpuid_mask cpuid_mask;
+	/* The CPUID table its vCPUs are shaped from, when not this host's (a restored VM). */
+	struct kvm_cpuid2 *cpuid_table;
 
 	struct console *console;
 	struct uart *uart;
@@ -104,6 +106,14 @@ int vm_create(struct vm **out, struct kvm_host *kvm, const struct vm_config *cfg
  */
 int vm_create_shell(struct vm **out, struct kvm_host *kvm, uint64_t mem_size, unsigned ncpus,
 		    const struct cpuid_mask *mask, const struct guest_mem *file);
+/*
+ * Give the vCPUs CPUID shaped from table (copied) instead of this host's
+ * supported set: a restored VM keeps the CPUID its guest saw. Only before
+ * the vCPUs first ran.
+ */
+int vm_set_cpuid_table(struct vm *vm, const struct kvm_cpuid2 *table);
+/* The CPUID vCPU 0 of this VM was given (malloc'd). */
+struct kvm_cpuid2 *vm_cpuid(const struct vm *vm);
 /* Open spec (vmm/console.h) as the VM's console, replacing the one it had. */
 int vm_set_console(struct vm *vm, const char *spec);
 /* Load cfg->kernel (+ initrd, command line) and point the boot vCPU at it. */

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "snapshot/shells.h"
+#include "snapshot/snapdir.h"
 #include "snapshot/state.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
@@ -38,6 +39,9 @@ void vmm_destroy(struct vmm *vmm)
 	}
 	free(vmm->vms);
 	free(vmm->msrs);
+	for (unsigned i = 0; i < VMM_MAX_JOBS; i++)
+		if (vmm->jobs[i])
+			snapshot_job_free(vmm->jobs[i]);
 	shell_pool_destroy(vmm->shells);
 	kvm_host_close(&vmm->kvm);
 	pthread_cond_destroy(&vmm->changed);
@@ -206,3 +210,34 @@ void vmm_notify(struct vmm *vmm)
 	pthread_cond_broadcast(&vmm->changed);
 	pthread_mutex_unlock(&vmm->lock);
 }
+unsigned vmm_add_job(struct vmm *vmm, struct snapshot_job *job)
+{
+	unsigned id = 0;
+
+	pthread_mutex_lock(&vmm->lock);
+	for (unsigned i = 0; i < VMM_MAX_JOBS && !id; i++) {
+		struct snapshot_progress p = { .done = true };
+
+		if (vmm->jobs[i])
+			snapshot_job_progress(vmm->jobs[i], &p);
+		if (!p.done)
+			continue;
+		snapshot_job_free(vmm->jobs[i]); /* a finished job makes room */
+		vmm->jobs[i] = job;
+		id = i + 1;
+	}
+	pthread_mutex_unlock(&vmm->lock);
+	return id;
+}
+
+struct snapshot_job *vmm_get_job(struct vmm *vmm, unsigned id)
+{
+	struct snapshot_job *job = NULL;
+
+	pthread_mutex_lock(&vmm->lock);
+	if (id >= 1 && id <= VMM_MAX_JOBS)
+		job = vmm->jobs[id - 1];
+	pthread_mutex_unlock(&vmm->lock);
+	return job;
+}
+
