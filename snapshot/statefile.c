@@ -188,23 +188,28 @@ static const void *prop(const void *fdt, int node, const char *name, size_t size
 	return p;
 }
 
+/* Property values are only 4-byte aligned in a tree: read cells with memcpy. */
 static int get_u32(const void *fdt, int node, const char *name, uint32_t *v)
 {
-	const fdt32_t *p = prop(fdt, node, name, sizeof(*p), NULL);
+	const void *p = prop(fdt, node, name, sizeof(fdt32_t), NULL);
+	fdt32_t cell;
 
 	if (!p)
 		return -EBADMSG;
-	*v = fdt32_to_cpu(*p);
+	memcpy(&cell, p, sizeof(cell));
+	*v = fdt32_to_cpu(cell);
 	return 0;
 }
 
 static int get_u64(const void *fdt, int node, const char *name, uint64_t *v)
 {
-	const fdt64_t *p = prop(fdt, node, name, sizeof(*p), NULL);
+	const void *p = prop(fdt, node, name, sizeof(fdt64_t), NULL);
+	fdt64_t cell;
 
 	if (!p)
 		return -EBADMSG;
-	*v = fdt64_to_cpu(*p);
+	memcpy(&cell, p, sizeof(cell));
+	*v = fdt64_to_cpu(cell);
 	return 0;
 }
 
@@ -221,7 +226,8 @@ static int get_blob(const void *fdt, int node, const char *name, void *dst, size
 static int check_checksum(const void *blob, size_t len)
 {
 	uint8_t *copy = malloc(len);
-	const fdt32_t *stored = prop(blob, 0, "vm-fork,checksum", sizeof(fdt32_t), NULL);
+	const void *stored = prop(blob, 0, "vm-fork,checksum", sizeof(fdt32_t), NULL);
+	fdt32_t want;
 	uint32_t crc;
 	int ret;
 
@@ -229,11 +235,12 @@ static int check_checksum(const void *blob, size_t len)
 		free(copy);
 		return copy ? bad("no checksum") : -ENOMEM;
 	}
+	memcpy(&want, stored, sizeof(want));
 	memcpy(copy, blob, len);
 	ret = fdt_setprop_inplace_u32(copy, 0, "vm-fork,checksum", 0);
 	crc = (uint32_t)crc32(0, copy, (uInt)len);
 	free(copy);
-	if (ret || crc != fdt32_to_cpu(*stored))
+	if (ret || crc != fdt32_to_cpu(want))
 		return bad("checksum mismatch: the file is damaged");
 	return 0;
 }
