@@ -105,25 +105,6 @@ int vm_reset_locked(struct vm *vm, struct reset_stats *stats)
 	return ret;
 }
 
-/* Pause (unless paused), act, resume (unless it was paused). */
-static int with_vm_paused(struct vm *vm, int (*act)(struct vm *, void *), void *arg)
-{
-	bool was_running;
-	int ret;
-
-	pthread_mutex_lock(&vm->op_lock);
-	was_running = vm_run_state(vm) == VM_STATE_RUNNING;
-	ret = was_running ? vm_pause_locked(vm, NULL) : 0;
-	if (!ret && !was_running && vm_run_state(vm) != VM_STATE_PAUSED)
-		ret = -EINVAL;
-	if (!ret)
-		ret = act(vm, arg);
-	if (was_running)
-		vm_resume_locked(vm);
-	pthread_mutex_unlock(&vm->op_lock);
-	return ret;
-}
-
 static int act_mark(struct vm *vm, void *arg)
 {
 	int ret = vm_mark_reset_point_locked(vm);
@@ -140,12 +121,12 @@ static int act_reset(struct vm *vm, void *arg)
 
 int vm_mark_reset_point(struct vm *vm)
 {
-	return with_vm_paused(vm, act_mark, NULL);
+	return vm_while_paused(vm, act_mark, NULL);
 }
 
 int vm_reset(struct vm *vm, struct reset_stats *st)
 {
-	return with_vm_paused(vm, act_reset, st);
+	return vm_while_paused(vm, act_reset, st);
 }
 
 /* Run act with every other vCPU parked and this one's exit completed. */

@@ -216,22 +216,24 @@ static struct snapshot_job *job_new(const char *dir, const char *diff_base, uint
 	return job;
 }
 
+struct capture_args {
+	struct snapshot_job *job;
+	const char *diff_base;
+};
+
+static int capture_paused(struct vm *vm, void *arg)
+{
+	struct capture_args *a = arg;
+
+	return capture(vm, a->job, a->diff_base);
+}
+
 static int pause_and_capture(struct vm *vm, struct snapshot_job *job, const char *diff_base)
 {
+	struct capture_args args = { job, diff_base };
 	uint64_t t0 = now_ns();
-	bool was_running;
-	int ret;
+	int ret = vm_while_paused(vm, capture_paused, &args);
 
-	pthread_mutex_lock(&vm->op_lock);
-	was_running = vm_run_state(vm) == VM_STATE_RUNNING;
-	ret = was_running ? vm_pause_locked(vm, NULL) : 0;
-	if (!ret && !was_running && vm_run_state(vm) != VM_STATE_PAUSED)
-		ret = -EINVAL;
-	if (!ret)
-		ret = capture(vm, job, diff_base);
-	if (was_running)
-		vm_resume_locked(vm);
-	pthread_mutex_unlock(&vm->op_lock);
 	job->progress.paused_ns = now_ns() - t0;
 	return ret;
 }

@@ -558,6 +558,24 @@ bool vm_op_lock_from_vcpu(struct vm *vm)
 	return true;
 }
 
+int vm_while_paused(struct vm *vm, int (*act)(struct vm *vm, void *arg), void *arg)
+{
+	bool was_running;
+	int ret;
+
+	pthread_mutex_lock(&vm->op_lock);
+	was_running = vm_run_state(vm) == VM_STATE_RUNNING;
+	ret = was_running ? vm_pause_locked(vm, NULL) : 0;
+	if (!ret && !was_running && vm_run_state(vm) != VM_STATE_PAUSED)
+		ret = -EINVAL;
+	if (!ret)
+		ret = act(vm, arg);
+	if (was_running)
+		vm_resume_locked(vm);
+	pthread_mutex_unlock(&vm->op_lock);
+	return ret;
+}
+
 int vm_pause(struct vm *vm)
 {
 	int ret;

@@ -141,6 +141,12 @@ void vm_destroy(struct vm *vm);
 int vm_pause(struct vm *vm);
 int vm_resume(struct vm *vm);
 /*
+ * Run act with the VM paused: pause it if it runs (and resume it after), or
+ * use it as it is if paused. -EINVAL for a VM that is neither. op_lock is
+ * held throughout. Returns what act returned.
+ */
+int vm_while_paused(struct vm *vm, int (*act)(struct vm *vm, void *arg), void *arg);
+/*
  * The same with op_lock already held by the caller. self: the calling vCPU
  * (a guest-requested fork runs on it), which counts as parked and has its
  * exit completed; NULL from any other thread.
