@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,12 +39,11 @@ int snapio_create(const char *dir, const char *name)
 	return fd < 0 ? -errno : fd;
 }
 
-int snapio_pwrite_all(int fd, const void *buf, size_t len, off_t off)
+/* All of len bytes at off, through short transfers and EINTR; a read past the end is -EIO. */
+static int io_all(int fd, uint8_t *p, size_t len, off_t off, bool write)
 {
-	const uint8_t *p = buf;
-
 	while (len) {
-		ssize_t n = pwrite(fd, p, len, off);
+		ssize_t n = write ? pwrite(fd, p, len, off) : pread(fd, p, len, off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -56,22 +56,14 @@ int snapio_pwrite_all(int fd, const void *buf, size_t len, off_t off)
 	return 0;
 }
 
+int snapio_pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	return io_all(fd, (uint8_t *)buf, len, off, true);
+}
+
 static int pread_all(int fd, void *buf, size_t len, off_t off)
 {
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pread(fd, p, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		off += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return io_all(fd, buf, len, off, false);
 }
 
 static int page_is_zero(const uint8_t *p)
