@@ -8,6 +8,10 @@
 #include "devices/ctl_abi.h"
 #include "tests/fork_harness.h"
 #include "tests/harness.h"
+#include "snapshot/shells.h"
+#include "vmm/vcpu.h"
+#include <pthread.h>
+#include <sched.h>
 
 static struct fork_env env;
 
@@ -192,5 +196,26 @@ Test(fork, memory_limit_fails_cleanly, .timeout = 60)
 	cr_assert_lt(vm_fork(env.root, &req, kids, NULL), 0, "the fork must fail");
 	cr_assert_eq(vmm_list(&env.vmm, NULL, 0), before, "no half-made children registered");
 	cr_assert_eq(vm_run_state(env.root), VM_STATE_RUNNING, "the parent goes on");
+	fenv_destroy(&env);
+}
+
+/* Shells are made at idle priority; the clones' vCPUs must not inherit it. */
+Test(fork, warm_shell_clones_run_at_normal_priority, .timeout = 60)
+{
+	struct fork_request req = { .count = 1, .start_children = true, .resume_parent = true };
+	struct sched_param param;
+	struct vm *kid;
+	int policy;
+
+	SKIP_WITHOUT_KVM();
+	fenv_boot(&env, "wait_fork", "timeout_ms=60000", 1, 64 * MiB);
+	cr_assert(fenv_wait_reports(env.root, 1, 10));
+	cr_assert_eq(shell_pool_create(&env.vmm.shells, &env.vmm.kvm, env.root->mem.size, 1,
+				       &env.root->cpuid_mask, 2), 0);
+	shell_pool_wait_full(env.vmm.shells, 10000);
+	cr_assert_eq(vm_fork(env.root, &req, &kid, NULL), 0);
+	cr_assert_eq(pthread_getschedparam(kid->vcpus[0]->thread, &policy, &param), 0);
+	cr_assert_eq(policy, SCHED_OTHER, "policy %d", policy);
+	vmm_put(&env.vmm, kid);
 	fenv_destroy(&env);
 }

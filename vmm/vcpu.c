@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,8 +321,20 @@ static void *vcpu_thread(void *arg)
 
 int vcpu_start(struct vcpu *vcpu)
 {
-	int ret = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+	struct sched_param normal = { 0 };
+	pthread_attr_t attr;
+	int ret;
 
+	/*
+	 * Ordinary scheduling whoever starts it: warm shells are made by a
+	 * SCHED_IDLE thread, whose policy a new thread would otherwise inherit.
+	 */
+	pthread_attr_init(&attr);
+	pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+	pthread_attr_setschedpolicy(&attr, SCHED_OTHER);
+	pthread_attr_setschedparam(&attr, &normal);
+	ret = pthread_create(&vcpu->thread, &attr, vcpu_thread, vcpu);
+	pthread_attr_destroy(&attr);
 	if (ret) {
 		pr_err("vCPU %u: cannot start its thread: %s", vcpu->index, strerror(ret));
 		return -ret;
