@@ -306,3 +306,21 @@ void vm_guest_fork(struct vm *vm, struct vcpu *self, uint64_t count)
 	pthread_mutex_unlock(&vm->op_lock);
 	free(children);
 }
+
+int fork_capture(struct vm *parent, struct vm_snapshot **snap, struct mem_ranges **private_pages,
+		 struct fork_stats *st)
+{
+	struct fork_plan plan = { .parent = parent };
+	uint64_t t = now_ns();
+	int ret;
+
+	if (!parent->vmm || vm_run_state(parent) != VM_STATE_PAUSED)
+		return -EINVAL;
+	ret = capture(&plan, st);
+	st->capture_ns = now_ns() - t - st->freeze_ns;
+	if (ret < 0)
+		return ret;
+	*snap = plan.snap;
+	*private_pages = plan.private_pages;
+	return 0;
+}

@@ -46,6 +46,18 @@ int vm_fork(struct vm *parent, const struct fork_request *req, struct vm **child
 	    struct fork_stats *stats);
 
 /*
+ * What a fork sends elsewhere (snapshot/procfork.h): capture the paused parent
+ * (op_lock held, registered in a vmm) once, freezing its base at the first
+ * fork. *snap and *private_pages stay the parent's (its fork cache): valid
+ * until it runs again or is destroyed. Fills st's freeze, capture and page
+ * counts. Returns 0, -EINVAL (not paused, no vmm) or -errno.
+ */
+struct vm_snapshot;
+struct mem_ranges;
+int fork_capture(struct vm *parent, struct vm_snapshot **snap, struct mem_ranges **private_pages,
+		 struct fork_stats *st);
+
+/*
  * The guest wrote count to the control device's FORK register; self is the
  * vCPU that wrote it (the calling thread). Forks with fork() semantics and
  * sets FORK_RESULT / FORK_FIRST_ID (devices/ctl_abi.h).

@@ -32,6 +32,10 @@ void cmd_resume_usage(FILE *out);
 int cmd_stop(int argc, char **argv);
 void cmd_stop_usage(FILE *out);
 
+/* Hidden: one clone of a process fork in its own process (tools/cmd_worker.c). */
+int cmd_clone_worker(int argc, char **argv);
+void cmd_clone_worker_usage(FILE *out);
+
 int cmd_snapshot(int argc, char **argv);
 void cmd_snapshot_usage(FILE *out);
 int cmd_restore(int argc, char **argv);

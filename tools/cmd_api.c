@@ -35,7 +35,7 @@ struct api_cmd {
 struct api_opts {
 	const char *socket;
 	uint64_t id;
-	bool have_id, paused, json;
+	bool have_id, paused, json, processes;
 	unsigned count;
 };
 
@@ -62,12 +62,13 @@ static void usage(const struct api_cmd *cmd, FILE *out)
 {
 	fprintf(out, "usage: vm-fork %s --api PATH %s%s[--json]\n\n%s\n\n", cmd->name,
 		cmd->needs_id ? "--id ID " : "[--id ID] ",
-		cmd->fork_opts ? "[--count N] [--paused] " : "", cmd->what);
+		cmd->fork_opts ? "[--count N] [--paused] [--processes] " : "", cmd->what);
 	fprintf(out, "  -a, --api PATH   the VMM's control socket\n");
 	if (cmd->fork_opts)
 		fprintf(out, "  -i, --id ID      the VM to fork (default 0, the first booted VM)\n"
 			"  -n, --count N    how many clones, 1 to %d (default 1)\n"
-			"      --paused     leave the clones paused ('vm-fork resume' starts them)\n",
+			"      --paused     leave the clones paused ('vm-fork resume' starts them)\n"
+			"      --processes  run each clone in a process of its own (prints its pid)\n",
 			FORK_MAX_COUNT);
 	else
 		fprintf(out, "  -i, --id ID      the VM%s\n", cmd->needs_id ? "" : " (default: all)");
@@ -103,12 +104,14 @@ static int parse_id(const char *s, uint64_t *id)
 
 static int parse_one(const struct api_cmd *cmd, int c, struct api_opts *o)
 {
-	if ((c == 'n' || c == 'P') && !cmd->fork_opts)
-		return bad_usage(cmd, "%s", "--count and --paused are options of 'vm-fork fork'");
+	if ((c == 'n' || c == 'P' || c == 'R') && !cmd->fork_opts)
+		return bad_usage(cmd, "%s",
+				 "--count, --paused and --processes are options of 'vm-fork fork'");
 	switch (c) {
 	case 'a': o->socket = optarg; return 0;
 	case 'j': o->json = true; return 0;
 	case 'P': o->paused = true; return 0;
+	case 'R': o->processes = true; return 0;
 	case 'i':
 		o->have_id = true;
 		if (parse_id(optarg, &o->id))
@@ -130,6 +133,7 @@ static int parse_args(const struct api_cmd *cmd, int argc, char **argv, struct a
 		{ "api", required_argument, NULL, 'a' }, { "id", required_argument, NULL, 'i' },
 		{ "count", required_argument, NULL, 'n' }, { "paused", no_argument, NULL, 'P' },
 		{ "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' },
+		{ "processes", no_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, ret;
@@ -200,9 +204,13 @@ static void print_fork(json_t *ans)
 	json_t *children = json_object_get(ans, "children");
 	size_t i;
 
-	json_array_foreach(children, i, child)
-		printf("clone %" JSON_INTEGER_FORMAT " console %s\n",
-		       json_integer_value(json_object_get(child, "id")), str_of(child, "console"));
+	json_array_foreach(children, i, child) {
+		printf("clone %" JSON_INTEGER_FORMAT, json_integer_value(json_object_get(child, "id")));
+		if (json_object_get(child, "pid"))
+			printf(" pid %" JSON_INTEGER_FORMAT,
+			       json_integer_value(json_object_get(child, "pid")));
+		printf(" console %s\n", str_of(child, "console"));
+	}
 	printf("forked VM %" JSON_INTEGER_FORMAT " into %zu clone(s) in %" JSON_INTEGER_FORMAT
 	       " us (parent paused %" JSON_INTEGER_FORMAT " us, %" JSON_INTEGER_FORMAT
 	       " pages copied)\n", json_integer_value(json_object_get(ans, "parent")),
@@ -228,7 +236,7 @@ static void print_answer(const struct api_cmd *cmd, const struct api_opts *o, js
 static int api_main(const struct api_cmd *cmd, int argc, char **argv)
 {
 	struct api_opts o = { .count = 1 };
-	char path[128], body[64] = "";
+	char path[128], body[96] = "";
 	struct reply r;
 	json_t *ans;
 	int ret = parse_args(cmd, argc, argv, &o);
@@ -242,8 +250,8 @@ static int api_main(const struct api_cmd *cmd, int argc, char **argv)
 	else
 		snprintf(path, sizeof(path), "/v1/vms");
 	if (cmd->fork_opts)
-		snprintf(body, sizeof(body), "{\"count\": %u, \"start\": %s}", o.count,
-			 o.paused ? "false" : "true");
+		snprintf(body, sizeof(body), "{\"count\": %u, \"start\": %s%s}", o.count,
+			 o.paused ? "false" : "true", o.processes ? ", \"processes\": true" : "");
 	if (api_request(cmd->name, o.socket, cmd->method, path, body, &r) < 0)
 		return CLI_EXIT_ERROR;
 	ans = parse_reply(cmd->name, &r);

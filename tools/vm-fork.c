@@ -16,6 +16,8 @@ static const struct cli_command commands[] = {
 	{ "snapshot", "write a running VM's snapshot to a directory (API)", cmd_snapshot,
 	  cmd_snapshot_usage },
 	{ "restore", "start VMs from a snapshot directory", cmd_restore, cmd_restore_usage },
+	/* Hidden (no summary): started by a VMM for a process fork (snapshot/procfork.h). */
+	{ "clone-worker", NULL, cmd_clone_worker, cmd_clone_worker_usage },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -29,7 +31,8 @@ static void usage(FILE *out)
 		"\n"
 		"commands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		if (commands[i].summary)
+			fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\n'vm-fork COMMAND --help' describes a command.\n");
 }
 

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "snapshot/fork.h"
+#include "snapshot/procfork.h"
 #include "snapshot/reset.h"
 #include "snapshot/shells.h"
 #include "vmm/version.h" /* VMFORK_VERSION */
@@ -264,7 +265,7 @@ static void h_delete(struct api_call *c)
 
 /* ---- Fork ---- */
 
-static const char *const fork_fields[] = { "count", "start", "resume_parent", NULL };
+static const char *const fork_fields[] = { "count", "start", "resume_parent", "processes", NULL };
 
 static int arg_bool(struct api_call *c, const char *key, bool *val)
 {
@@ -326,6 +327,19 @@ static void fork_failed(struct api_call *c, struct vm *parent, unsigned count, i
 		  strerror(-err));
 }
 
+static json_t *fork_reply(uint64_t parent, json_t *list, const struct fork_stats *st)
+{
+	return json_pack("{s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+			 "parent", (json_int_t)parent, "children", list, "stats",
+			 "paused_us", (json_int_t)(st->paused_ns / 1000),
+			 "total_us", (json_int_t)(st->total_ns / 1000),
+			 "freeze_us", (json_int_t)(st->freeze_ns / 1000),
+			 "capture_us", (json_int_t)(st->capture_ns / 1000),
+			 "children_us", (json_int_t)(st->children_ns / 1000),
+			 "pages_copied", (json_int_t)st->pages_copied,
+			 "from_shells", (json_int_t)st->from_shells);
+}
+
 static json_t *fork_json(uint64_t parent, struct vm **children, unsigned n,
 			 const struct fork_stats *st)
 {
@@ -337,15 +351,46 @@ static json_t *fork_json(uint64_t parent, struct vm **children, unsigned n,
 		json_array_append_new(list, json_pack("{s:I, s:o}", "id", (json_int_t)child->id,
 			"console", api_json_text(child->console_spec, sizeof(child->console_spec))));
 	}
-	return json_pack("{s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
-			 "parent", (json_int_t)parent, "children", list, "stats",
-			 "paused_us", (json_int_t)(st->paused_ns / 1000),
-			 "total_us", (json_int_t)(st->total_ns / 1000),
-			 "freeze_us", (json_int_t)(st->freeze_ns / 1000),
-			 "capture_us", (json_int_t)(st->capture_ns / 1000),
-			 "children_us", (json_int_t)(st->children_ns / 1000),
-			 "pages_copied", (json_int_t)st->pages_copied,
-			 "from_shells", (json_int_t)st->from_shells);
+	return fork_reply(parent, list, st);
+}
+
+/* Clones in their own processes (snapshot/procfork.h): each with its pid. */
+static json_t *proc_fork_json(struct vm *parent, const struct proc_clone *clones, unsigned n,
+			      const struct fork_stats *st)
+{
+	json_t *list = json_array();
+	char console[256];
+
+	for (unsigned i = 0; i < n; i++) {
+		if (proc_clone_console(parent, clones[i].id, console, sizeof(console)) < 0)
+			console[0] = 0;
+		json_array_append_new(list, json_pack("{s:I, s:I, s:o}", "id",
+			(json_int_t)clones[i].id, "pid", (json_int_t)clones[i].pid,
+			"console", api_json_text(console, sizeof(console))));
+	}
+	return fork_reply(parent->id, list, st);
+}
+
+static void do_fork_processes(struct api_call *c, struct vm *parent, unsigned count)
+{
+	struct proc_clone *clones = calloc(count, sizeof(*clones));
+	struct fork_stats st = { 0 };
+	int ret;
+
+	if (!clones) {
+		api_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+		return;
+	}
+	ret = vm_fork_to_processes(parent, count, clones, &st);
+	if (ret < 0) {
+		fork_failed(c, parent, count, ret);
+	} else {
+		/* Nobody here waits for them: a thread each reaps its process when it ends. */
+		for (unsigned i = 0; i < count; i++)
+			proc_clone_reap_detached(clones[i].pid);
+		api_reply(c, MHD_HTTP_OK, proc_fork_json(parent, clones, count, &st));
+	}
+	free(clones);
 }
 
 static void do_fork(struct api_call *c, struct vm *parent, const struct fork_request *req)
@@ -372,17 +417,26 @@ static void do_fork(struct api_call *c, struct vm *parent, const struct fork_req
 static void h_fork(struct api_call *c)
 {
 	struct fork_request req = { .count = 1, .start_children = true, .resume_parent = true };
+	bool processes = false;
 	struct vm *parent;
 
 	if (arg_count(c, "count", FORK_MAX_COUNT, &req.count) ||
 	    arg_bool(c, "start", &req.start_children) ||
-	    arg_bool(c, "resume_parent", &req.resume_parent))
+	    arg_bool(c, "resume_parent", &req.resume_parent) ||
+	    arg_bool(c, "processes", &processes))
 		return;
+	if (processes && (!req.start_children || !req.resume_parent)) {
+		api_error(c, MHD_HTTP_BAD_REQUEST, "clones in their own processes always start, "
+			  "and a running parent always goes on");
+		return;
+	}
 	parent = call_vm(c);
 	if (!parent)
 		return;
 	if (vm_run_state(parent) == VM_STATE_STOPPED)
 		api_error(c, MHD_HTTP_CONFLICT, "cannot fork VM %" PRIu64 ": it is stopped", c->id);
+	else if (processes)
+		do_fork_processes(c, parent, req.count);
 	else
 		do_fork(c, parent, &req);
 	vmm_put(c->vmm, parent);

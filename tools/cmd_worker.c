@@ -1,0 +1,381 @@
+/*
+ * vm-fork clone-worker (hidden): one clone in its own process. A VMM starts
+ * it (snapshot/procfork.c) with one end of a socket; it receives a shape and
+ * makes a warm shell of it, then waits for ONE job: the parent's frozen base
+ * and state file, the clone's identity and console (snapshot/procmsg.h). It
+ * loads the clone, answers, and runs it until it stops: its exit status is
+ * the clone's. Whatever it receives is checked; anything wrong and it refuses
+ * the job and exits PROCMSG_EXIT_REFUSED, having touched nothing but itself.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "snapshot/procmsg.h"
+#include "snapshot/vm_snapshot.h"
+#include "tools/cli.h"
+#include "tools/serve.h"
+#include "vmm/log.h"
+#include "vmm/vm.h"
+#include "vmm/vmm.h"
+
+struct worker {
+	struct vmm vmm;
+	bool have_vmm;
+	bool running;                   /* the clone is registered in vmm (atomic) */
+	struct procmsg_shape shape;
+	struct vm *vm;                  /* the shell, then the clone */
+	int sock;
+};
+
+void cmd_clone_worker_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: vm-fork clone-worker --socket FD|PATH [-v] [-q]\n"
+		"\n"
+		"Internal: a VMM starts this to run one clone of a process fork in its own\n"
+		"process (vm-fork fork --processes). It receives the clone over the socket\n"
+		"and exits with the clone's status; %d when what it received was refused.\n",
+		PROCMSG_EXIT_REFUSED);
+}
+
+static int parse_fd(const char *s)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || end == s || v < 0 || v > 1 << 20)
+		return -EINVAL;
+	return (int)v;
+}
+
+/* An inherited fd must be a SEQPACKET socket; a path is connected to. */
+static int open_socket(const char *arg)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd = parse_fd(arg), type = 0;
+	socklen_t len = sizeof(type);
+
+	if (fd >= 0) {
+		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_SEQPACKET)
+			return -ENOTSOCK;
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		return fd;
+	}
+	if (strlen(arg) >= sizeof(addr.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(addr.sun_path, arg);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static int parse_worker_args(int argc, char **argv, const char **socket_arg)
+{
+	static const struct option longopts[] = {
+		{ "socket", required_argument, NULL, 's' }, { "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, level = LOG_WARN;
+
+	while ((c = getopt_long(argc, argv, "+s:vqh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's': *socket_arg = optarg; break;
+		case 'v': level = level < LOG_DEBUG ? level + 1 : LOG_DEBUG; break;
+		case 'q': level = LOG_ERROR; break;
+		case 'h': cmd_clone_worker_usage(stdout); exit(0);
+		default: return CLI_EXIT_USAGE;
+		}
+	}
+	if (optind < argc || !*socket_arg) {
+		cmd_clone_worker_usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	log_set_level((enum log_level)level);
+	return 0;
+}
+
+/* ---- Before the job: the shell ---- */
+
+static int make_shell(struct worker *w)
+{
+	const struct procmsg_shape *s = &w->shape;
+	int ret = procmsg_check_shape(s);
+
+	if (ret < 0)
+		return ret;
+	ret = vmm_init(&w->vmm, NULL);
+	if (ret < 0)
+		return ret;
+	w->have_vmm = true;
+	ret = vm_create_shell(&w->vm, &w->vmm.kvm, s->mem_size, s->ncpus, &s->mask, NULL);
+	if (!ret)
+		ret = vm_start_paused(w->vm);
+	if (!ret)
+		vm_wait_parked(w->vm);
+	return ret;
+}
+
+/* ---- The job ---- */
+
+/*
+ * A pool's worker warms up at SCHED_BATCH (snapshot/procpool.c), and so does
+ * every thread it makes. Waiting for its job, and running the clone, it is
+ * back at the normal policy: a BATCH thread woken by the job would wait for
+ * the CPU's current thread to use up its slice. (BATCH to OTHER at the same
+ * nice value needs no privilege.)
+ */
+static void leave_background(void)
+{
+	struct sched_param normal = { 0 };
+	struct dirent *e;
+	DIR *d;
+
+	if (sched_getscheduler(0) != SCHED_BATCH)
+		return;
+	d = opendir("/proc/self/task");
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] != '.')
+			sched_setscheduler(atoi(e->d_name), SCHED_OTHER, &normal);
+	if (d)
+		closedir(d);
+}
+
+static void set_identity(struct vm *vm, const struct ctl_state *saved,
+			 const struct procmsg_job *job)
+{
+	struct ctl_state id = *saved;
+
+	id.clone_id = job->clone_id;
+	id.generation = job->generation;
+	id.child_index = job->child_index;
+	id.fork_result = 0;
+	id.fork_first_id = 0;
+	ctl_restore(&vm->ctl, &id);
+	vm->id = job->clone_id;
+	vm->parent_id = job->parent_id;
+}
+
+static int map_base(struct vm *vm, int fd)
+{
+	struct guest_mem base = {
+		.fd = fd, .size = vm->mem.size, .frozen = true,
+		.is_memfd = fcntl(fd, F_GET_SEALS) >= 0,
+	};
+
+	return guest_mem_map_base(&vm->mem, &base); /* takes its own reference on fd */
+}
+
+static int load_state(struct vm *vm, const struct procmsg_job *job, int state_fd,
+		      struct vm_snapshot *snap)
+{
+	struct mem_ranges ranges;
+	uint64_t pages_off;
+	int ret = procmsg_state_read(state_fd, vm->mem.size, vm->ncpus, snap, &ranges, &pages_off);
+
+	if (ret < 0)
+		return ret;
+	/* The parent computed it from this very state: anything else is a mix-up. */
+	if (job->generation != snap->ctl.generation + 1)
+		ret = -EINVAL;
+	if (!ret)
+		ret = procmsg_state_copy_pages(state_fd, &ranges, pages_off, &vm->mem);
+	mem_ranges_free(&ranges);
+	if (!ret)
+		ret = vm_snapshot_load(vm, snap);
+	if (!ret) {
+		set_identity(vm, &snap->ctl, job);
+		ret = vm_set_console(vm, job->console);
+	}
+	return ret;
+}
+
+static int load_job(struct worker *w, const struct procmsg_job *job, const int *fds)
+{
+	struct vm_snapshot snap = { 0 };
+	int ret = procmsg_check_job(job);
+
+	if (!ret)
+		ret = procmsg_check_base(fds[PROCMSG_JOB_BASE_FD], w->shape.mem_size);
+	if (!ret)
+		ret = map_base(w->vm, fds[PROCMSG_JOB_BASE_FD]);
+	if (!ret)
+		ret = load_state(w->vm, job, fds[PROCMSG_JOB_STATE_FD], &snap);
+	vm_snapshot_free(&snap);
+	return ret;
+}
+
+/* Register the loaded clone: guest-requested forks need its vmm. */
+static int register_clone(struct worker *w)
+{
+	struct vm *vm = w->vm;
+	int ret;
+
+	/* Grandchildren forked in here get ids after the clone's, unique in this process. */
+	w->vmm.next_id = vm->id + 1;
+	ret = vmm_add(&w->vmm, vm);
+	if (ret < 0)
+		return ret;
+	w->vm = NULL; /* the vmm owns it now */
+	__atomic_store_n(&w->running, true, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* ---- Running ---- */
+
+/*
+ * SIGINT, SIGTERM, SIGHUP: a worker with no clone yet has nothing to save and
+ * just ends; a running clone (and what it forked) stops with 128 + signal.
+ */
+static void *signal_thread(void *arg)
+{
+	struct worker *w = arg;
+	struct vmm *vmm = &w->vmm;
+	uint64_t ids[256];
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	if (sigwait(&set, &sig) != 0)
+		return NULL;
+	if (!__atomic_load_n(&w->running, __ATOMIC_ACQUIRE))
+		_exit(128 + sig);
+	for (unsigned i = 0, n = vmm_list(vmm, ids, 256); i < n && i < 256; i++) {
+		struct vm *vm = vmm_get(vmm, ids[i]);
+
+		if (vm) {
+			vm_request_stop(vm, VM_STOP_REQUESTED, 128 + sig);
+			vmm_put(vmm, vm);
+		}
+	}
+	return NULL;
+}
+
+/* Let the clone go and wait until it (and whatever it forked) stopped: its status. */
+static int run_clone(struct worker *w, uint64_t id)
+{
+	struct vm *vm = vmm_get(&w->vmm, id);
+	int status = CLI_EXIT_ERROR;
+
+	if (!vm)
+		return status;
+	/* Fails only when a signal stopped it first: it then ends with that status. */
+	vm_resume(vm);
+	vmm_wait_all_stopped(&w->vmm, 0);
+	status = vm_exit_code(vm) & 0xff;
+	vmm_put(&w->vmm, vm);
+	return status;
+}
+
+/* Refused: say why, then exit PROCMSG_EXIT_REFUSED (CLI_EXIT_ERROR when KVM or the host failed). */
+static int refuse(struct worker *w, enum procmsg_type type, int err)
+{
+	const char *what = type == PROCMSG_READY ? "its shape" : "its job";
+
+	procmsg_send_status(w->sock, type, err);
+	switch (-err) {
+	case EINVAL: case EBADMSG: case EPROTO: case EPROTONOSUPPORT: case EMSGSIZE:
+		pr_err("clone worker %d: refused %s: %s", (int)getpid(), what, strerror(-err));
+		return PROCMSG_EXIT_REFUSED;
+	}
+	pr_err("clone worker %d: failed on %s: %s", (int)getpid(), what, strerror(-err));
+	return CLI_EXIT_ERROR;
+}
+
+static int serve_one(struct worker *w)
+{
+	int fds[PROCMSG_JOB_NFDS], ret;
+	struct procmsg_job job;
+	uint64_t id;
+
+	ret = procmsg_recv(w->sock, &w->shape, sizeof(w->shape), PROCMSG_SHAPE, NULL, 0, -1);
+	if (ret == -ECONNRESET)
+		return 0; /* the VMM let us go before giving us anything */
+	if (!ret)
+		ret = make_shell(w);
+	if (ret < 0)
+		return refuse(w, PROCMSG_READY, ret);
+	leave_background(); /* the job must be taken at once */
+	procmsg_send_status(w->sock, PROCMSG_READY, 0);
+	ret = procmsg_recv(w->sock, &job, sizeof(job), PROCMSG_JOB, fds, PROCMSG_JOB_NFDS, -1);
+	if (ret == -ECONNRESET)
+		return 0; /* a warm worker the pool no longer needs */
+	if (ret < 0)
+		return refuse(w, PROCMSG_REPLY, ret);
+	ret = load_job(w, &job, fds);
+	close(fds[0]);
+	close(fds[1]);
+	id = w->vm->id;
+	if (!ret)
+		ret = register_clone(w);
+	if (ret < 0)
+		return refuse(w, PROCMSG_REPLY, ret);
+	/* Answered before the clone runs, so that it does not take the CPU from the answer. */
+	procmsg_send_status(w->sock, PROCMSG_REPLY, 0);
+	close(w->sock);
+	w->sock = -1;
+	return run_clone(w, id);
+}
+
+/* Nothing of the VMM that started us stays open here but the socket (and stdio). */
+static void close_other_fds(int keep)
+{
+	if (keep > 3)
+		close_range(3, (unsigned)keep - 1, 0);
+	close_range((unsigned)keep + 1, ~0U, 0);
+}
+
+int cmd_clone_worker(int argc, char **argv)
+{
+	struct worker w = { .sock = -1 };
+	const char *socket_arg = NULL;
+	pthread_t sig_thread;
+	int ret = parse_worker_args(argc, argv, &socket_arg);
+
+	if (ret)
+		return ret;
+	w.sock = open_socket(socket_arg);
+	if (w.sock < 0) {
+		fprintf(stderr, "vm-fork clone-worker: --socket %s: %s\n", socket_arg,
+			strerror(-w.sock));
+		return CLI_EXIT_USAGE;
+	}
+	close_other_fds(w.sock);
+	serve_prepare_process(); /* stop signals go to the signal thread alone */
+	if (pthread_create(&sig_thread, NULL, signal_thread, &w)) {
+		close(w.sock);
+		return CLI_EXIT_ERROR;
+	}
+	ret = serve_one(&w);
+	pthread_cancel(sig_thread);
+	pthread_join(sig_thread, NULL);
+	if (w.sock >= 0)
+		close(w.sock);
+	vm_destroy(w.vm);
+	if (w.have_vmm)
+		vmm_destroy(&w.vmm);
+	return ret;
+}
