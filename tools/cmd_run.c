@@ -19,7 +19,7 @@ struct run_options {
 	const char *kvm_path;
 	const char *api_path;
 	const char *clone_console;
-	unsigned shells;
+	unsigned shells, workers;
 };
 
 void cmd_run_usage(FILE *out)
@@ -45,6 +45,8 @@ void cmd_run_usage(FILE *out)
 		"      --api PATH        serve the control API (REST, JSON) on a Unix socket;\n"
 		"                        'vm-fork fork --api PATH' and curl --unix-socket use it\n"
 		"      --shells N        keep N warm shells (pre-made VMs) so forks only load state\n"
+		"      --process-workers N  keep N warm worker processes for forks into\n"
+		"                        processes of their own (vm-fork fork --processes)\n"
 		"      --clone-console SPEC  console of each clone, %%u = its id (default with\n"
 		"                        --api: file:PATH.clone-%%u.log, else none)\n"
 		"      --kvm PATH        the KVM device (default /dev/kvm)\n"
@@ -89,6 +91,7 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 		{ "kvm", required_argument, NULL, 'K' }, { "verbose", no_argument, NULL, 'v' },
 		{ "api", required_argument, NULL, 'A' }, { "shells", required_argument, NULL, 'S' },
 		{ "clone-console", required_argument, NULL, 'L' },
+		{ "process-workers", required_argument, NULL, 'W' },
 		{ "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -114,6 +117,11 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 		case 'S':
 			if (parse_count(optarg, 0, 4096, &o->shells) < 0)
 				return bad_usage("--shells '%s': give a number from 0 to 4096", optarg);
+			break;
+		case 'W':
+			if (parse_count(optarg, 0, 256, &o->workers) < 0)
+				return bad_usage("--process-workers '%s': give a number from 0 to 256",
+						 optarg);
 			break;
 		case 'v': level = level < LOG_DEBUG ? level + 1 : LOG_DEBUG; break;
 		case 'q': level = LOG_ERROR; break;
@@ -143,6 +151,7 @@ static int run_all(struct vmm *vmm, struct run_options *o)
 {
 	struct serve_options so = {
 		.api_path = o->api_path, .clone_console = o->clone_console, .shells = o->shells,
+		.workers = o->workers,
 	};
 	struct vm *root;
 	int ret = vm_create(&root, &vmm->kvm, &o->vm);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <sys/resource.h>
 
+#include "snapshot/procfork.h"
 #include "snapshot/shells.h"
 #include "tools/cli.h"
 #include "tools/serve.h"
@@ -74,6 +75,8 @@ static int start_services(struct vmm *vmm, struct vm *first, struct serve_option
 	/* Shells premap the first VM's RAM, so even its first fork maps nothing. */
 	if (!ret && o->shells)
 		shell_pool_set_template(vmm->shells, &first->mem, NULL, 0);
+	if (!ret && o->workers)
+		ret = proc_pool_create(&vmm->procs, NULL, first, o->workers);
 	if (!ret && o->api_path)
 		ret = api_server_start(api, vmm, o->api_path);
 	return ret;

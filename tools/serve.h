@@ -9,6 +9,7 @@ struct serve_options {
 	const char *api_path;       /* serve the control API there, or NULL */
 	const char *clone_console;  /* clones' console spec, or NULL (see below) */
 	unsigned shells;            /* warm shells to keep, shaped like vms[0] */
+	unsigned workers;           /* warm clone-worker processes, likewise */
 };
 
 /* Raise the fd limit and block the stop signals (before any thread starts). */

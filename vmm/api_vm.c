@@ -381,7 +381,8 @@ static void do_fork_processes(struct api_call *c, struct vm *parent, unsigned co
 		api_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 		return;
 	}
-	ret = vm_fork_to_processes(parent, count, clones, &st);
+	ret = c->vmm->procs ? vm_fork_to_pool(c->vmm->procs, parent, count, clones, &st)
+			    : vm_fork_to_processes(parent, count, clones, &st);
 	if (ret < 0) {
 		fork_failed(c, parent, count, ret);
 	} else {

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "snapshot/procfork.h"
 #include "snapshot/shells.h"
 #include "snapshot/snapdir.h"
 #include "snapshot/state.h"
@@ -43,6 +44,7 @@ void vmm_destroy(struct vmm *vmm)
 		if (vmm->jobs[i])
 			snapshot_job_free(vmm->jobs[i]);
 	shell_pool_destroy(vmm->shells);
+	proc_pool_destroy(vmm->procs);
 	kvm_host_close(&vmm->kvm);
 	pthread_cond_destroy(&vmm->changed);
 	pthread_mutex_destroy(&vmm->lock);

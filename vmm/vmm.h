@@ -22,6 +22,7 @@ struct vm_config;
 struct shell_pool;
 struct msr_list;
 struct snapshot_job;
+struct proc_pool;
 
 #define VMM_MAX_JOBS 64
 
@@ -35,6 +36,7 @@ struct vmm {
 	uint64_t next_serial;       /* names captured fork states (fork.c) */
 	struct msr_list *msrs;      /* the MSRs a fork saves on this host */
 	struct shell_pool *shells;  /* NULL: forks create VMs cold */
+	struct proc_pool *procs;    /* warm clone-worker processes, or NULL */
 	const char *clone_console;  /* console spec for clones; "%u" becomes the clone id */
 	/* Snapshots being (or lately) written; job id = index + 1. Guarded by lock. */
 	struct snapshot_job *jobs[VMM_MAX_JOBS];
