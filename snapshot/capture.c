@@ -44,14 +44,15 @@ static int capture_memory(struct vm *vm, bool keep_data, struct vm_capture *c)
 
 int vm_capture(struct vm *vm, bool keep_data, struct vm_capture *c)
 {
+	const struct msr_list *msrs = vm->vmm ? vmm_msr_list(vm->vmm) : NULL;
 	int ret;
 
 	memset(c, 0, sizeof(*c));
-	if (!vm->vmm) /* the list of MSRs to save lives there */
+	if (!msrs) /* a VM outside a VMM, or the probe failed */
 		return -EINVAL;
 	ret = capture_memory(vm, keep_data, c);
 	if (!ret)
-		ret = vm_snapshot_capture(vm, vm->vmm->msrs, &c->state);
+		ret = vm_snapshot_capture(vm, msrs, &c->state);
 	if (ret < 0)
 		vm_capture_free(c);
 	return ret;

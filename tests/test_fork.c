@@ -208,7 +208,7 @@ Test(fork, warm_shell_clones_run_at_normal_priority, .timeout = 60)
 	int policy;
 
 	SKIP_WITHOUT_KVM();
-	fenv_boot(&env, "wait_fork", "timeout_ms=60000", 1, 64 * MiB);
+	fenv_boot(&env, "idle", NULL, 1, 64 * MiB); /* its clones stay, halted */
 	cr_assert(fenv_wait_reports(env.root, 1, 10));
 	cr_assert_eq(shell_pool_create(&env.vmm.shells, &env.vmm.kvm, env.root->mem.size, 1,
 				       &env.root->cpuid_mask, 2), 0);

@@ -19,15 +19,26 @@ int vmm_init(struct vmm *vmm, const char *kvm_path)
 	pthread_mutex_init(&vmm->lock, NULL);
 	pthread_cond_init(&vmm->changed, NULL);
 	ret = kvm_host_open(&vmm->kvm, kvm_path);
-	if (ret < 0)
-		return ret;
-	vmm->msrs = calloc(1, sizeof(*vmm->msrs));
-	ret = vmm->msrs ? msr_list_init(vmm->msrs, &vmm->kvm) : -ENOMEM;
-	if (ret < 0) {
-		free(vmm->msrs);
-		kvm_host_close(&vmm->kvm);
-	}
 	return ret;
+}
+
+/* Probed at the first capture (~16 ms of scratch-VM work here), not by every VMM process. */
+const struct msr_list *vmm_msr_list(struct vmm *vmm)
+{
+	struct msr_list *l;
+
+	pthread_mutex_lock(&vmm->lock);
+	if (!vmm->msrs) {
+		l = calloc(1, sizeof(*l));
+		if (l && msr_list_init(l, &vmm->kvm) < 0) {
+			free(l);
+			l = NULL;
+		}
+		vmm->msrs = l;
+	}
+	l = vmm->msrs;
+	pthread_mutex_unlock(&vmm->lock);
+	return l;
 }
 
 void vmm_destroy(struct vmm *vmm)

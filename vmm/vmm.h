@@ -34,7 +34,7 @@ struct vmm {
 	unsigned nvms, cap;
 	uint64_t next_id;           /* 0 is the first booted VM */
 	uint64_t next_serial;       /* names captured fork states (fork.c) */
-	struct msr_list *msrs;      /* the MSRs a fork saves on this host */
+	struct msr_list *msrs;      /* the MSRs a fork saves on this host: vmm_msr_list() */
 	struct shell_pool *shells;  /* NULL: forks create VMs cold */
 	struct proc_pool *procs;    /* warm clone-worker processes, or NULL */
 	const char *clone_console;  /* console spec for clones; "%u" becomes the clone id */
@@ -43,6 +43,8 @@ struct vmm {
 };
 
 int vmm_init(struct vmm *vmm, const char *kvm_path);
+/* The MSRs worth saving on this host, probed on first use; NULL when that failed. */
+const struct msr_list *vmm_msr_list(struct vmm *vmm);
 /* Stops and destroys every VM. */
 void vmm_destroy(struct vmm *vmm);
 
