@@ -5,9 +5,9 @@
  *
  * Every figure is a row of a fixed table (enum bench_row, bench_rows[] in
  * main.c) times a RAM size. A runner measures one or more rows at one size
- * and fills their cells; a row with no runner yet (the fork engine's) stays
- * empty with a note. Adding a row: an enum entry, a bench_rows[] entry, and
- * a runner that fills it.
+ * and fills their cells; a row with no runner stays empty with a note.
+ * Adding a row: an enum entry, a bench_rows[] entry, and a runner that fills
+ * it; a goal for it is a bench_targets[] entry.
  */
 #ifndef TOOLS_BENCH_BENCH_H
 #define TOOLS_BENCH_BENCH_H
@@ -15,8 +15,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "snapshot/fork.h"
 #include "snapshot/state.h"
 #include "vmm/kvm.h"
+
+struct vm;
+struct vmm;
 
 #define BENCH_MAX_SIZES 8
 #define BENCH_NOTE_MAX  96
@@ -33,6 +37,13 @@ struct bench_cfg {
 	unsigned min_iters;               /* never fewer than this */
 	const char *qemu;                 /* binary; NULL: skip the QEMU rows */
 	unsigned qemu_run_ms;             /* let the source run (SeaBIOS) before saving */
+	const char *only;                 /* runners to run, comma separated; NULL: all */
+	/* The fork engine's rows (fork_rows.c, fork_first.c, clone_rows.c). */
+	const char *guest_dir;            /* idle.elf, wait_fork.elf, fork_isolation.elf */
+	unsigned iters_vmfork;            /* forks of a paused template, per size */
+	unsigned iters_boot;              /* forks that need a freshly booted VM each */
+	unsigned clones_k;                /* idle clones weighed per round, up to 1 GiB */
+	unsigned max_clones;              /* where max_clones stops counting */
 };
 
 enum bench_row {
@@ -45,12 +56,20 @@ enum bench_row {
 	ROW_QEMU_START,
 	ROW_QEMU_RESTORE,
 	ROW_QEMU_TOTAL,
-	/* The fork engine's rows (filled once its runner exists). */
+	/* The fork engine's (fork_rows.c, clone_rows.c). */
 	ROW_FORK_COLD,
 	ROW_FORK_WARM,
-	ROW_FORK_PAUSED,
+	ROW_FORK_RUN,
+	ROW_FORK_RUN_PAUSED,
+	ROW_FORK_RUN_FREEZE,
+	ROW_FORK_RUN2,
+	ROW_FORK_RUN2_PAGES,
 	ROW_FORK_FIRST_INSN,
+	ROW_FORK_FIRST_REPORT,
+	ROW_CLONE_HOST,
+	ROW_CLONE_KERNEL,
 	ROW_CLONE_USS,
+	ROW_CLONE_PRIVATE,
 	ROW_MAX_CLONES,
 	NROWS
 };
@@ -74,6 +93,24 @@ struct bench_ratio {
 
 extern const struct bench_ratio bench_ratios[];
 extern const unsigned bench_nratios;
+
+/* A goal a row must meet, checked in the summary after the table. */
+enum bench_target_kind {
+	TARGET_RATIO_MAX,   /* p50 / p50 of ratio_vs <= limit at every measured size */
+	TARGET_P50_MAX,     /* p50 <= limit at every measured size */
+	TARGET_FLAT_MAX,    /* p50 at the largest size / p50 at the smallest <= limit */
+	TARGET_EXCESS_MAX,  /* p50 - p50 of row2 <= limit at every size both have */
+	TARGET_P50_MIN,     /* p50 >= limit at every measured size */
+};
+
+struct bench_target {
+	enum bench_target_kind kind;
+	int row, row2;      /* row2: TARGET_EXCESS_MAX only */
+	double limit;       /* in the row's unit, or a plain ratio */
+};
+
+extern const struct bench_target bench_targets[];
+extern const unsigned bench_ntargets;
 
 struct bench_cell {
 	bool done;
@@ -135,12 +172,50 @@ int bench_map_base(struct bench_ctx *ctx, unsigned si);
 int bench_proc_fork(struct bench_ctx *ctx, unsigned si);
 int bench_memcpy(struct bench_ctx *ctx, unsigned si);
 int bench_qemu(struct bench_ctx *ctx, unsigned si);
+int bench_fork(struct bench_ctx *ctx, unsigned si);
+int bench_fork_first(struct bench_ctx *ctx, unsigned si);
+int bench_clones(struct bench_ctx *ctx, unsigned si);
+
+/*
+ * A VMM with booted guests to fork (fork_rows.c; fork_first.c and
+ * clone_rows.c use it too).
+ * Guests' consoles and clones' consoles go nowhere.
+ */
+struct fork_env {
+	struct vmm *vmm;
+	const struct bench_cfg *cfg;
+};
+
+int fork_env_init(struct fork_env *env, const struct bench_cfg *cfg);
+void fork_env_fini(struct fork_env *env);
+/* Warm shells for VMs of this size (their CPUID mask: like vm's). */
+int fork_env_pool(struct fork_env *env, const struct vm *vm, unsigned target);
+/* Boot guest (a name in guest_dir) and wait until it reports once. */
+int fork_env_boot(struct fork_env *env, const char *guest, const char *cmdline, uint64_t size,
+		  struct vm **out);
+/* Fork one child (started); *child is referenced. */
+int fork_env_fork(struct vm *parent, bool resume_parent, struct vm **child,
+		  struct fork_stats *st);
+/* Unregister and destroy a VM; put: the caller holds a reference too (a child). */
+void fork_env_drop(struct fork_env *env, struct vm *vm, bool put);
+/* Before a timed fork: the pool (if any) full and prepared; then sleep settle_ms. */
+int fork_env_ready(struct fork_env *env, unsigned settle_ms);
+/* A paused template's untimed first fork: freezes its base, captures its state. */
+int fork_env_first_fork(struct fork_env *env, struct vm *tmpl);
+/* Forks of a paused template per size. */
+unsigned fork_env_iters(const struct bench_cfg *cfg);
+void sleep_ms(unsigned ms);
+double p50_us(struct samples *s);
+
+#define WARM_SHELLS        4
+#define WAIT_FORK_CMDLINE  "timeout_ms=600000"
 
 /* Output (report.c). Each returns 0 or -errno. */
 void report_table(const struct bench_ctx *ctx);
 int report_csv(const struct bench_ctx *ctx, const char *path);
 int report_json(const struct bench_ctx *ctx, const char *path);
-int report_plot_data(const struct bench_ctx *ctx, const char *path);
+/* gnuplot data of the rows in unit ("us": written in ms; "KiB"). */
+int report_plot_data(const struct bench_ctx *ctx, const char *path, const char *unit);
 
 /* Ratio of row to its ratio_vs row at size si, or 0 when either is missing. */
 double cell_ratio(const struct bench_ctx *ctx, int row, int vs, unsigned si);

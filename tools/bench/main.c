@@ -15,8 +15,6 @@
 #include "vmm/log.h"
 #include "vmm/parse.h"
 
-#define PENDING_FORK "pending: fork engine runner"
-
 /* The table, in print order. ratio_vs names the floor a row is divided by. */
 const struct bench_row_def bench_rows[NROWS] = {
 	[ROW_COLD_VM] = { "cold_vm", "us", ROW_NONE,
@@ -37,18 +35,35 @@ const struct bench_row_def bench_rows[NROWS] = {
 		"QEMU migrate-incoming from a file -> running again", NULL },
 	[ROW_QEMU_TOTAL] = { "qemu_restore_total", "us", ROW_COLD_VM,
 		"QEMU process start -> restored and running", NULL },
-	[ROW_FORK_COLD] = { "vm_fork", "us", ROW_COLD_VM,
-		"vm_fork() of one child, no warm shells", PENDING_FORK },
+	[ROW_FORK_COLD] = { "vm_fork_cold", "us", ROW_COLD_VM,
+		"vm_fork() of a paused template into 1 started child, no warm shells", NULL },
 	[ROW_FORK_WARM] = { "vm_fork_warm", "us", ROW_MAP_BASE,
-		"vm_fork() of one child from a warm shell", PENDING_FORK },
-	[ROW_FORK_PAUSED] = { "fork_parent_paused", "us", ROW_PROC_FORK,
-		"time the parent's vCPUs are out of the guest during a fork", PENDING_FORK },
+		"the same from a full pool of prepared warm shells", NULL },
+	[ROW_FORK_RUN] = { "fork_running", "us", ROW_MAP_BASE,
+		"first fork of a running VM (shells premapped its RAM): child runnable", NULL },
+	[ROW_FORK_RUN_PAUSED] = { "fork_running.paused", "us", ROW_MAP_BASE,
+		"  its parent's vCPUs out of the guest (fork_stats.paused_ns)", NULL },
+	[ROW_FORK_RUN_FREEZE] = { "fork_running.freeze", "us", ROW_MAP_BASE,
+		"  its base freeze (fork_stats.freeze_ns)", NULL },
+	[ROW_FORK_RUN2] = { "fork_running2", "us", ROW_MAP_BASE,
+		"that VM's second fork, 50 ms of running later", NULL },
+	[ROW_FORK_RUN2_PAGES] = { "fork_running2.pages", "pages", ROW_NONE,
+		"  the parent's pages it copied into the child", NULL },
 	[ROW_FORK_FIRST_INSN] = { "fork_first_insn", "us", ROW_COLD_VM,
-		"fork request -> the child's first guest instruction", PENDING_FORK },
+		"vm_fork() start -> the child's first action (a template paused at a known point)",
+		NULL },
+	[ROW_FORK_FIRST_REPORT] = { "fork_first_report", "us", ROW_COLD_VM,
+		"vm_fork() start -> the child's first report (guest polls per 1 ms tick)", NULL },
+	[ROW_CLONE_HOST] = { "clone_host_mem", "KiB", ROW_NONE,
+		"host MemAvailable drop per idle clone, kernel memory included", NULL },
+	[ROW_CLONE_KERNEL] = { "clone_kernel_mem", "KiB", ROW_NONE,
+		"  of it kernel memory: VmallocUsed+Slab+PageTables growth", NULL },
 	[ROW_CLONE_USS] = { "clone_uss_idle", "KiB", ROW_NONE,
-		"unique set size of one idle clone", PENDING_FORK },
+		"VMM process USS growth (Private_Clean+Private_Dirty) per idle clone", NULL },
+	[ROW_CLONE_PRIVATE] = { "clone_private", "KiB", ROW_NONE,
+		"guest pages an idle clone wrote (vm_private_bytes)", NULL },
 	[ROW_MAX_CLONES] = { "max_clones", "count", ROW_NONE,
-		"live clones of a 256 MiB guest before the host runs out (256M only)", PENDING_FORK },
+		"live idle clones of a 256 MiB guest this host holds (256M only)", NULL },
 };
 
 const struct bench_ratio bench_ratios[] = {
@@ -63,21 +78,50 @@ const struct bench_ratio bench_ratios[] = {
 	{ ROW_FORK_COLD, ROW_MEMCPY },
 	{ ROW_FORK_COLD, ROW_QEMU_RESTORE },
 	{ ROW_FORK_WARM, ROW_MAP_BASE },
+	{ ROW_FORK_WARM, ROW_COLD_VM },
 	{ ROW_FORK_WARM, ROW_QEMU_RESTORE },
+	{ ROW_FORK_RUN, ROW_MAP_BASE },
+	{ ROW_FORK_RUN_PAUSED, ROW_PROC_FORK },
+	{ ROW_FORK_RUN2, ROW_MAP_BASE },
+	{ ROW_FORK_FIRST_INSN, ROW_QEMU_TOTAL },
+	{ ROW_FORK_FIRST_REPORT, ROW_QEMU_TOTAL },
 };
 const unsigned bench_nratios = sizeof(bench_ratios) / sizeof(bench_ratios[0]);
 
-/* Per size, in this order; each frees what it used before the next starts. */
+/* The fork engine's goals, checked after the table. */
+const struct bench_target bench_targets[] = {
+	{ TARGET_RATIO_MAX, ROW_FORK_COLD, ROW_NONE, 1.25 },
+	{ TARGET_P50_MAX, ROW_FORK_WARM, ROW_NONE, 100 },
+	{ TARGET_FLAT_MAX, ROW_FORK_WARM, ROW_NONE, 1.2 },
+	{ TARGET_RATIO_MAX, ROW_FORK_RUN, ROW_NONE, 1.25 },
+	{ TARGET_EXCESS_MAX, ROW_CLONE_USS, ROW_CLONE_PRIVATE, 128 },
+	{ TARGET_EXCESS_MAX, ROW_CLONE_HOST, ROW_CLONE_PRIVATE, 128 },
+	{ TARGET_EXCESS_MAX, ROW_CLONE_KERNEL, ROW_CLONE_PRIVATE, 128 },
+	{ TARGET_P50_MIN, ROW_MAX_CLONES, ROW_NONE, 1000 },
+};
+const unsigned bench_ntargets = sizeof(bench_targets) / sizeof(bench_targets[0]);
+
+/*
+ * Per size, in this order; each frees what it used before the next starts.
+ * Late runners go in a second pass over the sizes, after every other one:
+ * tearing down thousands of VMs leaves the host slower for a while (KVM's
+ * deferred frees), which would land in the next size's latencies.
+ */
 static const struct {
 	const char *name;
 	bench_runner run;
+	bool late;
 } runners[] = {
-	{ "cold_vm", bench_cold_vm },
-	{ "map_base", bench_map_base },
-	{ "process_fork", bench_proc_fork },
-	{ "memcpy", bench_memcpy },
-	{ "qemu", bench_qemu },
+	{ "cold_vm", bench_cold_vm, false },
+	{ "map_base", bench_map_base, false },
+	{ "process_fork", bench_proc_fork, false },
+	{ "memcpy", bench_memcpy, false },
+	{ "qemu", bench_qemu, false },
+	{ "fork", bench_fork, false },
+	{ "first", bench_fork_first, false },
+	{ "clones", bench_clones, true },
 };
+#define NRUNNERS (sizeof(runners) / sizeof(runners[0]))
 
 static const char default_sizes[] = "64M,256M,1G,4G,16G";
 
@@ -91,6 +135,10 @@ static void usage(FILE *f)
 		"  --iters N      iterations of the cheap (ioctl-level) operations\n"
 		"  --qemu PATH    the QEMU binary (default: qemu-system-x86_64 from PATH)\n"
 		"  --no-qemu      leave the QEMU rows empty\n"
+		"  --guests DIR   where idle.elf and wait_fork.elf are (default: guest/ beside\n"
+		"                 this binary)\n"
+		"  --only LIST    run only these measurements (cold_vm,map_base,process_fork,\n"
+		"                 memcpy,qemu,fork,first,clones); the rest stay empty\n"
 		"  --list         describe the rows and exit\n", default_sizes);
 }
 
@@ -127,6 +175,10 @@ static void set_quick(struct bench_cfg *cfg)
 	cfg->iters_qemu = 2;
 	cfg->min_iters = 3;
 	cfg->qemu_run_ms = 200;
+	cfg->iters_vmfork = 5;
+	cfg->iters_boot = 3;
+	cfg->clones_k = 50;
+	cfg->max_clones = 1000;
 }
 
 /* The QEMU binary: as given, else from PATH, else NULL (its rows stay empty). */
@@ -162,6 +214,7 @@ static int parse_args(int argc, char **argv, struct bench_cfg *cfg)
 		{ "out", required_argument, NULL, 'o' }, { "iters", required_argument, NULL, 'i' },
 		{ "qemu", required_argument, NULL, 'Q' }, { "no-qemu", no_argument, NULL, 'N' },
 		{ "list", no_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
+		{ "guests", required_argument, NULL, 'g' }, { "only", required_argument, NULL, 'O' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *sizes = default_sizes, *qemu = NULL;
@@ -180,6 +233,8 @@ static int parse_args(int argc, char **argv, struct bench_cfg *cfg)
 			break;
 		case 'Q': qemu = optarg; break;
 		case 'N': no_qemu = true; break;
+		case 'g': cfg->guest_dir = optarg; break;
+		case 'O': cfg->only = optarg; break;
 		case 'l': list_rows(); exit(0);
 		case 'h': usage(stdout); exit(0);
 		default: return -EINVAL;
@@ -215,17 +270,45 @@ static void ctx_destroy(struct bench_ctx *ctx)
 	rmdir(ctx->tmpdir);
 }
 
-static void run_all(struct bench_ctx *ctx)
+/* Is this runner in --only's list (or is there no list)? */
+static bool selected(const struct bench_cfg *cfg, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (const char *p = cfg->only; p && *p; p += strcspn(p, ","), p += *p == ',')
+		if (!strncmp(p, name, len) && (p[len] == ',' || !p[len]))
+			return true;
+	return !cfg->only;
+}
+
+/* guest/ beside this binary: make builds both into the same directory. */
+static void default_guest_dir(char *buf, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, len - 8);
+	char *slash;
+
+	if (n <= 0) {
+		snprintf(buf, len, "build/guest");
+		return;
+	}
+	buf[n] = 0;
+	slash = strrchr(buf, '/');
+	snprintf(slash ? slash + 1 : buf, len - (size_t)(slash ? slash + 1 - buf : 0), "guest");
+}
+
+static void run_pass(struct bench_ctx *ctx, bool late, uint64_t start)
 {
 	const struct bench_cfg *cfg = ctx->cfg;
-	uint64_t start = now_ns();
 	char sz[16];
 
 	for (unsigned si = 0; si < cfg->nsizes; si++) {
-		for (size_t k = 0; k < sizeof(runners) / sizeof(runners[0]); k++) {
+		for (size_t k = 0; k < NRUNNERS; k++) {
 			uint64_t t0 = now_ns();
-			int ret = runners[k].run(ctx, si);
+			int ret;
 
+			if (runners[k].late != late || !selected(cfg, runners[k].name))
+				continue;
+			ret = runners[k].run(ctx, si);
 			fprintf(stderr, "bench: %4s %-13s %6.1f s%s (total %.0f s)\n",
 				size_str(cfg->sizes[si], sz, sizeof(sz)), runners[k].name,
 				(now_ns() - t0) / 1e9, ret < 0 ? " FAILED" : "",
@@ -234,11 +317,18 @@ static void run_all(struct bench_ctx *ctx)
 	}
 }
 
+static void run_all(struct bench_ctx *ctx)
+{
+	uint64_t start = now_ns();
+
+	run_pass(ctx, false, start);
+	run_pass(ctx, true, start);
+}
+
 static int write_outputs(const struct bench_ctx *ctx)
 {
-	static const char *const names[] = { "results.csv", "results.json", "plot.dat" };
-	int (*const writers[])(const struct bench_ctx *, const char *) = {
-		report_csv, report_json, report_plot_data,
+	static const char *const names[] = {
+		"results.csv", "results.json", "plot.dat", "plot_mem.dat",
 	};
 	char path[4096];
 	int failed = 0;
@@ -248,11 +338,16 @@ static int write_outputs(const struct bench_ctx *ctx)
 		return -errno;
 	}
 	printf("\n");
-	for (unsigned i = 0; i < 3; i++) {
+	for (unsigned i = 0; i < 4; i++) {
 		int ret;
 
 		snprintf(path, sizeof(path), "%s/%s", ctx->cfg->out_dir, names[i]);
-		ret = writers[i](ctx, path);
+		if (i == 0)
+			ret = report_csv(ctx, path);
+		else if (i == 1)
+			ret = report_json(ctx, path);
+		else
+			ret = report_plot_data(ctx, path, i == 2 ? "us" : "KiB");
 		if (ret < 0) {
 			fprintf(stderr, "bench: cannot write %s: %s\n", path, strerror(-ret));
 			failed = ret;
@@ -268,7 +363,9 @@ int main(int argc, char **argv)
 	struct bench_cfg cfg = {
 		.out_dir = ".", .iters_cheap = 200, .iters_fork = 50, .iters_copy = 10,
 		.iters_qemu = 5, .min_iters = 5, .qemu_run_ms = 300,
+		.iters_vmfork = 50, .iters_boot = 15, .clones_k = 200, .max_clones = 2000,
 	};
+	char guests[4096];
 	struct bench_ctx *ctx = malloc(sizeof(*ctx));
 	int ret;
 
@@ -276,6 +373,10 @@ int main(int argc, char **argv)
 	if (!ctx || parse_args(argc, argv, &cfg) < 0) {
 		usage(stderr);
 		return 2;
+	}
+	if (!cfg.guest_dir) {
+		default_guest_dir(guests, sizeof(guests));
+		cfg.guest_dir = guests;
 	}
 	ret = ctx_init(ctx, &cfg);
 	if (ret < 0) {

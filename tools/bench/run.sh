@@ -3,7 +3,7 @@
 # Usage: tools/bench/run.sh BUILD_DIR [vm-fork-bench options]
 # Options also come from $BENCH_ARGS (make bench BENCH_ARGS=--quick).
 # Everything goes to BUILD_DIR/bench: table.txt, results.csv, results.json,
-# plot.dat and latency.png.
+# plot.dat and latency.png (times), plot_mem.dat and memory.png (per-clone memory).
 set -eu
 build=${1:?usage: run.sh BUILD_DIR [vm-fork-bench options]}
 shift
@@ -19,8 +19,18 @@ cat "$out/table.txt"
 [ "$rc" -eq 0 ] || { echo "bench: vm-fork-bench failed (exit $rc)" >&2; exit "$rc"; }
 
 if command -v gnuplot >/dev/null 2>&1; then
-	gnuplot -e "datafile='$out/plot.dat'; outfile='$out/latency.png'" "$here/plot.gp"
-	echo "wrote $out/latency.png"
+	# A run with --only may leave a data file empty: nothing to plot then.
+	if [ -s "$out/plot.dat" ]; then
+		gnuplot -e "datafile='$out/plot.dat'; outfile='$out/latency.png'" "$here/plot.gp"
+		echo "wrote $out/latency.png"
+	fi
+	if [ -s "$out/plot_mem.dat" ]; then
+		gnuplot -e "datafile='$out/plot_mem.dat'; outfile='$out/memory.png'; \
+			ylabel_text='KiB per idle clone'; \
+			title_text='vm-fork-bench: host memory per idle clone vs guest RAM (log-log)'" \
+			"$here/plot.gp"
+		echo "wrote $out/memory.png"
+	fi
 else
 	echo "bench: gnuplot not installed, no plot (apt-get install gnuplot-nox)" >&2
 fi
