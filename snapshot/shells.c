@@ -9,7 +9,10 @@
 
 #include "snapshot/shells.h"
 #include "snapshot/vm_snapshot.h"
+#include "vmm/clock.h"
 #include "vmm/log.h"
+
+#define REFILL_SETTLE_NS (50 * 1000 * 1000ULL)
 #include "vmm/vm.h"
 
 struct shell {
@@ -42,6 +45,7 @@ struct shell_pool {
 	bool stopping;
 	unsigned nready;
 	struct shell *ready;    /* target of them */
+	uint64_t last_take_ns;  /* when a fork last took a shell */
 	struct template *tmpl;  /* or NULL */
 };
 
@@ -136,6 +140,22 @@ static bool work_locked(struct shell_pool *p)
 	return p->nready < p->target || unprepared_locked(p) >= 0;
 }
 
+/*
+ * A fork that just took a shell has a child starting: mapping many GiB into
+ * the next shell right then (the process's mmap lock) delays that child's
+ * first instructions by milliseconds at 16 GiB. Let it start first.
+ */
+static void settle_after_take(struct shell_pool *p)
+{
+	uint64_t since = now_ns() - __atomic_load_n(&p->last_take_ns, __ATOMIC_RELAXED);
+
+	if (since < REFILL_SETTLE_NS) {
+		struct timespec rest = { 0, (long)(REFILL_SETTLE_NS - since) };
+
+		nanosleep(&rest, NULL);
+	}
+}
+
 static void *refill_thread(void *arg)
 {
 	struct shell_pool *p = arg;
@@ -150,6 +170,7 @@ static void *refill_thread(void *arg)
 		pthread_mutex_unlock(&p->lock);
 		if (p->stopping)
 			break;
+		settle_after_take(p);
 		refill_once(p);
 	}
 	return NULL;
@@ -214,6 +235,7 @@ struct vm *shell_pool_take(struct shell_pool *p, const struct vm *parent, uint64
 			break; /* fully prepared for this parent */
 	}
 	if (best >= 0) {
+		__atomic_store_n(&p->last_take_ns, now_ns(), __ATOMIC_RELAXED);
 		s = p->ready[best];
 		p->ready[best] = p->ready[--p->nready];
 		pthread_cond_broadcast(&p->changed);
