@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "snapshot/snapdir.h"
@@ -168,4 +169,56 @@ Test(snapshot, failed_write_leaves_nothing, .timeout = 60)
 	cr_assert_neq(stat("/proc/vm-fork-cannot-write-here", &st), 0);
 	cr_assert_eq(vm_run_state(env.root), VM_STATE_RUNNING, "the VM goes on");
 	fenv_destroy(&env);
+}
+
+static bool file_has(const char *path, const char *text)
+{
+	char buf[8192] = { 0 };
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	return n && strstr(buf, text);
+}
+
+/* The command line end to end: run with an API, snapshot it, restore two VMs from it. */
+Test(snapshot, cli_snapshot_and_restore, .timeout = 180)
+{
+	static char out[16384];
+	char sock[300], con0[300], con1[300], spec[320], cspec[320];
+	char *kernel = strdup(harness_build_path("guest/fork_state.elf"));
+	pid_t pid;
+	int status;
+
+	SKIP_WITHOUT_KVM();
+	fresh_dir("cli");
+	snprintf(sock, sizeof(sock), "%s.sock", dir);
+	snprintf(con0, sizeof(con0), "%s.first.log", dir);
+	snprintf(con1, sizeof(con1), "%s.vm1.log", dir); /* ids 0 and 1 in the restoring VMM */
+	pid = fork();
+	if (pid == 0) {
+		execl(harness_build_path("vm-fork"), "vm-fork", "run", "--kernel", kernel, "--mem", "64M",
+		      "--console", "none", "--api", sock, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 500 && access(sock, F_OK); i++)
+		usleep(10000);
+	usleep(50000);
+	cr_assert_eq(harness_run_cli((char *const[]){ "vm-fork", "snapshot", "--api", sock, dir, NULL },
+				     out, sizeof(out), 60), 0, "%s", out);
+	cr_assert(strstr(out, "written"), "%s", out);
+	snprintf(spec, sizeof(spec), "file:%s", con0);
+	snprintf(cspec, sizeof(cspec), "file:%s.vm%%u.log", dir);
+	cr_assert_eq(harness_run_cli((char *const[]){ "vm-fork", "restore", dir, "--count", "2",
+						       "--console", spec, "--clone-console", cspec, NULL },
+				     out, sizeof(out), 120), 0, "%s", out);
+	cr_assert(file_has(con0, "fork_state: ok"), "the first restored VM finished right");
+	cr_assert(file_has(con1, "fork_state: ok"), "and the second");
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert_eq(WEXITSTATUS(status), 0, "the original finished right too");
+	remove_dir(dir);
+	unlink(con0);
+	unlink(con1);
+	free(kernel);
 }
