@@ -36,6 +36,7 @@ static int capture_memory(struct vm *vm, bool keep_data, struct vm_capture *c)
 		c->freeze_ns = now_ns() - t;
 		return ret;
 	}
+	guest_mem_seal(&vm->mem); /* frozen while it ran (vm_fork); paused now */
 	ret = guest_mem_private_ranges(&vm->mem, &c->pages);
 	if (!ret && keep_data)
 		ret = keep_pages(vm, c);

@@ -262,7 +262,7 @@ int vm_fork(struct vm *parent, const struct fork_request *req, struct vm **child
 	if (was_running && !parent->mem.frozen) {
 		uint64_t t = now_ns();
 
-		guest_mem_freeze(&parent->mem);
+		guest_mem_freeze_running(&parent->mem);
 		st.freeze_ns = now_ns() - t;
 	}
 	if (!was_running && vm_run_state(parent) != VM_STATE_PAUSED) {

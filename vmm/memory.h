@@ -24,6 +24,7 @@ struct guest_mem {
 	int fd;             /* backing file (or the frozen base of a clone), owned; -1 in a bare shell */
 	bool is_memfd;      /* fd is a memfd that can be sealed */
 	bool frozen;        /* fd is a frozen base: never written again, mapped MAP_PRIVATE */
+	bool sealed;        /* ... and the kernel enforces it (F_SEAL_WRITE on a memfd) */
 	uint64_t size;      /* total RAM in bytes */
 	uint8_t *host;      /* host mapping of the whole file */
 	unsigned nregions;
@@ -60,6 +61,13 @@ int guest_read(const struct guest_mem *mem, uint64_t gpa, void *dst, uint64_t le
  * changes. The VM must be paused. No-op when already frozen.
  */
 int guest_mem_freeze(struct guest_mem *mem);
+/*
+ * The remap alone, while the VM may still run (KVM refaults through the new
+ * mapping, which shows the same file). Seal later, once it is paused: a
+ * running vCPU can hold page references that make F_SEAL_WRITE fail (EBUSY).
+ */
+int guest_mem_freeze_running(struct guest_mem *mem);
+void guest_mem_seal(struct guest_mem *mem);
 
 /* Reserve a host range for size bytes of RAM with no file behind it yet (a warm shell). */
 int guest_mem_reserve(struct guest_mem *mem, uint64_t size);

@@ -30,21 +30,36 @@ static int map_private_at(void *addr, uint64_t size, int fd)
 	return 0;
 }
 
-int guest_mem_freeze(struct guest_mem *mem)
+int guest_mem_freeze_running(struct guest_mem *mem)
 {
 	int ret;
 
 	if (mem->frozen)
 		return 0;
 	ret = map_private_at(mem->host, mem->size, mem->fd);
-	if (ret < 0)
-		return ret;
-	mem->frozen = true;
-	/* The shared writable mapping is gone, so the seal can be taken. */
-	if (mem->is_memfd &&
-	    fcntl(mem->fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK) < 0)
+	if (!ret)
+		mem->frozen = true;
+	return ret;
+}
+
+void guest_mem_seal(struct guest_mem *mem)
+{
+	if (!mem->is_memfd || mem->sealed)
+		return;
+	/* The shared writable mapping is gone; a seal also waits out pinned pages (EBUSY). */
+	if (fcntl(mem->fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK) < 0)
 		pr_warn("guest RAM: cannot seal the frozen base: %s", strerror(errno));
-	return 0;
+	else
+		mem->sealed = true;
+}
+
+int guest_mem_freeze(struct guest_mem *mem)
+{
+	int ret = guest_mem_freeze_running(mem);
+
+	if (!ret)
+		guest_mem_seal(mem);
+	return ret;
 }
 
 int guest_mem_reserve(struct guest_mem *mem, uint64_t size)
