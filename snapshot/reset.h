@@ -2,11 +2,12 @@
  * Reset-in-place: return a running VM to a point marked earlier, as a
  * fuzzer returns to its snapshot thousands of times a second. Marking
  * freezes the VM's RAM as a base (as a fork does; the VM goes on MAP_PRIVATE
- * over it) and captures its vCPU, VM and device state. A reset drops the
- * private pages the VM wrote since (MADV_DONTNEED on a MAP_PRIVATE file
- * mapping: they read back as the base), puts back the few pages it owned at
- * the mark (a clone's copies of its parent's writes), and reloads the state.
- * The cost follows the pages written, not the RAM size.
+ * over it), captures its vCPU, VM and device state, keeps a copy of the few
+ * pages the VM owned at the mark (a clone's copies of its parent's writes)
+ * and turns on dirty logging. A reset copies back, from that copy or from the
+ * base, only the pages written since the last reset (KVM's dirty log and
+ * guest_write()'s own), and reloads the state. The cost follows the pages
+ * written, not the RAM size.
  */
 #ifndef SNAPSHOT_RESET_H
 #define SNAPSHOT_RESET_H
@@ -17,9 +18,9 @@ struct vm;
 struct vcpu;
 
 struct reset_stats {
-	uint64_t pages_dropped;   /* written since the mark, dropped */
-	uint64_t pages_restored;  /* owned at the mark, copied back */
-	uint64_t scan_ns, drop_ns, load_ns, total_ns;
+	uint64_t pages_reset;     /* written since the last reset, copied back */
+	uint64_t log_ns;          /* reading the dirty log */
+	uint64_t copy_ns, load_ns, total_ns;
 };
 
 /* Mark the reset point of a paused VM (op_lock held; self: the calling vCPU or NULL). */

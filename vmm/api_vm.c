@@ -203,9 +203,8 @@ static void reset_op(struct api_call *c, bool mark)
 		api_reply(c, MHD_HTTP_OK, vm_json(vm));
 	else if (!ret)
 		api_reply(c, MHD_HTTP_OK,
-			  json_pack("{s:I, s:I, s:I, s:I}", "id", (json_int_t)vm->id, "pages_dropped",
-				    (json_int_t)st.pages_dropped, "pages_restored",
-				    (json_int_t)st.pages_restored, "reset_us",
+			  json_pack("{s:I, s:I, s:I}", "id", (json_int_t)vm->id, "pages_reset",
+				    (json_int_t)st.pages_reset, "reset_us",
 				    (json_int_t)(st.total_ns / 1000)));
 	else if (ret == -ENOENT)
 		api_error(c, MHD_HTTP_CONFLICT, "VM %" PRIu64 " has no reset point: mark one first",

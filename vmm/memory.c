@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -88,6 +89,7 @@ int guest_mem_register(const struct guest_mem *mem, int vm_fd)
 			.guest_phys_addr = r->gpa,
 			.memory_size = r->size,
 			.userspace_addr = (uint64_t)(uintptr_t)(mem->host + r->file_off),
+			.flags = mem->slot_flags,
 		};
 		int ret = kvm_ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &slot);
 
@@ -99,6 +101,7 @@ int guest_mem_register(const struct guest_mem *mem, int vm_fd)
 
 void guest_mem_destroy(struct guest_mem *mem)
 {
+	free(mem->host_dirty);
 	if (mem->host)
 		munmap(mem->host, mem->size);
 	if (mem->fd >= 0)
@@ -129,6 +132,13 @@ int guest_write(const struct guest_mem *mem, uint64_t gpa, const void *src, uint
 	if (!dst)
 		return -EFAULT;
 	memcpy(dst, src, len);
+	if (mem->host_dirty && len) {
+		uint64_t first = ((uint8_t *)dst - mem->host) / PAGE_SIZE;
+		uint64_t last = ((uint8_t *)dst - mem->host + len - 1) / PAGE_SIZE;
+
+		for (uint64_t p = first; p <= last; p++)
+			mem->host_dirty[p / 64] |= 1ULL << (p % 64);
+	}
 	return 0;
 }
 

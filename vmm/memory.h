@@ -27,6 +27,8 @@ struct guest_mem {
 	bool sealed;        /* ... and the kernel enforces it (F_SEAL_WRITE on a memfd) */
 	uint64_t size;      /* total RAM in bytes */
 	uint8_t *host;      /* host mapping of the whole file */
+	uint32_t slot_flags; /* KVM memory slot flags: KVM_MEM_LOG_DIRTY_PAGES while logging */
+	uint64_t *host_dirty; /* while logging: a bit per page guest_write() wrote, then scratch */
 	unsigned nregions;
 	struct mem_region regions[GUEST_MEM_MAX_REGIONS];
 };
@@ -94,7 +96,19 @@ struct mem_ranges {
 	uint64_t pages;
 };
 int guest_mem_private_ranges(const struct guest_mem *mem, struct mem_ranges *out);
+/* Append [off, off+len), merged with the last range when they touch. */
+int mem_ranges_add(struct mem_ranges *ranges, uint64_t off, uint64_t len);
 void mem_ranges_free(struct mem_ranges *ranges);
+
+/*
+ * Dirty logging (vmm/memory_dirty.c): which pages were written since the
+ * last look, by the guest (KVM's dirty log of the memory slots) or by the
+ * VMM (guest_write() sets a bit of its own). Turning it on registers the
+ * slots again with KVM_MEM_LOG_DIRTY_PAGES and starts with nothing dirty.
+ */
+int guest_mem_log_dirty(struct guest_mem *mem, int vm_fd, bool on);
+/* The pages written since the last call (or since logging began) into out, emptied first. */
+int guest_mem_take_dirty(struct guest_mem *mem, int vm_fd, struct mem_ranges *out);
 /* Copy those ranges from src into dst (both map the same base). */
 void guest_mem_copy_ranges(const struct guest_mem *src, struct guest_mem *dst,
 			   const struct mem_ranges *ranges);

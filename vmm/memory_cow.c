@@ -118,7 +118,7 @@ int guest_mem_map_base(struct guest_mem *mem, const struct guest_mem *base)
 	return ret;
 }
 
-static int add_range(struct mem_ranges *rs, uint64_t off, uint64_t len)
+int mem_ranges_add(struct mem_ranges *rs, uint64_t off, uint64_t len)
 {
 	if (rs->n && rs->r[rs->n - 1].off + rs->r[rs->n - 1].len == off) {
 		rs->r[rs->n - 1].len += len;
@@ -181,7 +181,7 @@ static int scan_ioctl(int pagemap, const struct guest_mem *mem, struct mem_range
 		if (n < 0)
 			return -errno;
 		for (int i = 0; i < n; i++)
-			if (add_range(out, vec[i].start - base, vec[i].end - vec[i].start) < 0)
+			if (mem_ranges_add(out, vec[i].start - base, vec[i].end - vec[i].start) < 0)
 				return -ENOMEM;
 	}
 	return 0;
@@ -208,7 +208,7 @@ static int scan_read(int pagemap, const struct guest_mem *mem, struct mem_ranges
 		}
 		for (uint64_t i = 0; i < n && !ret; i++)
 			if ((entries[i] & (present | swapped)) && !(entries[i] & file))
-				ret = add_range(out, (done + i) * PAGE_SIZE, PAGE_SIZE);
+				ret = mem_ranges_add(out, (done + i) * PAGE_SIZE, PAGE_SIZE);
 	}
 	free(entries);
 	return ret;
