@@ -23,8 +23,9 @@ struct fork_cache {
 /* What every child of one fork shares. */
 struct fork_plan {
 	struct vm *parent;
-	struct vm_snapshot *snap;           /* in the parent's fork_cache */
+	struct vm_snapshot *snap;           /* in the parent's fork_cache, or kept */
 	struct mem_ranges *private_pages;   /* likewise */
+	const struct vm_capture *kept;      /* the parent runs on: its pages as captured */
 	uint64_t serial;
 	uint64_t first_id;
 	bool guest_requested;
@@ -104,7 +105,10 @@ static int make_child(struct fork_plan *plan, unsigned index, struct vm **out, b
 	if (ret < 0)
 		return ret;
 	*from_shell = fit.base_mapped || fit.state_loaded;
-	guest_mem_copy_ranges(&plan->parent->mem, &child->mem, plan->private_pages);
+	if (plan->kept)
+		vm_capture_put_pages(plan->kept, &child->mem);
+	else
+		guest_mem_copy_ranges(&plan->parent->mem, &child->mem, plan->private_pages);
 	ret = fit.state_loaded ? 0 : vm_snapshot_load(child, plan->snap);
 	if (!ret) {
 		set_identity(plan, child, index);
@@ -184,20 +188,14 @@ static int register_children(struct vmm *vmm, struct vm **children, unsigned n, 
 	return 0;
 }
 
-/* The parent is paused (every vCPU parked, exits completed). */
-static int fork_paused(struct fork_plan *plan, const struct fork_request *req,
-		       struct vm **children, struct fork_stats *st)
+static int make_children(struct fork_plan *plan, const struct fork_request *req,
+			 struct vm **children, struct fork_stats *st)
 {
-	struct vm *parent = plan->parent;
-	uint64_t t = now_ns(), frozen_before = st->freeze_ns;
+	uint64_t t = now_ns();
 	unsigned made = 0;
-	int ret = capture(plan, st);
+	int ret = 0;
 
-	st->capture_ns = now_ns() - t - (st->freeze_ns - frozen_before);
-	if (ret < 0)
-		return ret;
-	t = now_ns();
-	plan->first_id = vmm_alloc_ids(parent->vmm, req->count);
+	plan->first_id = vmm_alloc_ids(plan->parent->vmm, req->count);
 	for (; made < req->count; made++) {
 		bool from_shell;
 
@@ -209,8 +207,48 @@ static int fork_paused(struct fork_plan *plan, const struct fork_request *req,
 	if (ret < 0)
 		discard_children(children, made);
 	else
-		ret = register_children(parent->vmm, children, made, req->start_children);
+		ret = register_children(plan->parent->vmm, children, made, req->start_children);
 	st->children_ns = now_ns() - t;
+	return ret;
+}
+
+/* The parent is paused (every vCPU parked, exits completed). */
+static int fork_paused(struct fork_plan *plan, const struct fork_request *req,
+		       struct vm **children, struct fork_stats *st)
+{
+	uint64_t t = now_ns(), frozen_before = st->freeze_ns;
+	int ret = capture(plan, st);
+
+	st->capture_ns = now_ns() - t - (st->freeze_ns - frozen_before);
+	return ret < 0 ? ret : make_children(plan, req, children, st);
+}
+
+/*
+ * A running parent that is to go on (paused by vm_fork) is resumed as soon as
+ * its state and its own pages are copied out; its children are made from
+ * that copy while it runs, so it is paused for the capture only.
+ */
+static int fork_then_resume(struct fork_plan *plan, const struct fork_request *req,
+			    struct vm **children, struct fork_stats *st, uint64_t t_pause)
+{
+	struct vm *parent = plan->parent;
+	struct vm_capture cap;
+	uint64_t t = now_ns();
+	int ret = vm_capture(parent, true, &cap);
+
+	st->freeze_ns += cap.freeze_ns;
+	st->capture_ns = now_ns() - t - cap.freeze_ns;
+	vm_resume_locked(parent);
+	st->paused_ns = now_ns() - t_pause;
+	if (ret < 0)
+		return ret;
+	plan->snap = &cap.state;
+	plan->private_pages = &cap.pages;
+	plan->kept = &cap;
+	plan->serial = __atomic_add_fetch(&parent->vmm->next_serial, 1, __ATOMIC_RELAXED);
+	st->pages_copied = cap.pages.pages;
+	ret = make_children(plan, req, children, st);
+	vm_capture_free(&cap);
 	return ret;
 }
 
@@ -273,13 +311,17 @@ int vm_fork(struct vm *parent, const struct fork_request *req, struct vm **child
 	}
 	t_pause = now_ns();
 	ret = was_running ? vm_pause_locked(parent, NULL) : 0;
-	if (!ret)
-		ret = fork_paused(&plan, req, children, &st);
-	if (was_running && (req->resume_parent || ret < 0))
-		vm_resume_locked(parent);
-	else if (!ret)
-		prepare_shells_for(parent);
-	st.paused_ns = now_ns() - t_pause;
+	if (!ret && was_running && req->resume_parent) {
+		ret = fork_then_resume(&plan, req, children, &st, t_pause);
+	} else {
+		if (!ret)
+			ret = fork_paused(&plan, req, children, &st);
+		if (was_running && (req->resume_parent || ret < 0))
+			vm_resume_locked(parent);
+		else if (!ret)
+			prepare_shells_for(parent);
+		st.paused_ns = now_ns() - t_pause;
+	}
 	pthread_mutex_unlock(&parent->op_lock);
 	st.total_ns = now_ns() - t0;
 	if (stats)

@@ -8,7 +8,9 @@
  * itself moves to a MAP_PRIVATE mapping of it and the memfd is sealed against
  * writes. Pages the parent wrote since the base was frozen are copied into
  * each child. Children continue from the same instruction with the same
- * registers, devices and memory, each with its own id and console.
+ * registers, devices and memory, each with its own id and console. A
+ * running parent that is to go on is resumed as soon as its state and its
+ * own pages are copied out, before its children are made.
  */
 #ifndef SNAPSHOT_FORK_H
 #define SNAPSHOT_FORK_H
@@ -27,7 +29,7 @@ struct fork_request {
 };
 
 struct fork_stats {
-	uint64_t paused_ns;         /* parent's vCPUs out of the guest */
+	uint64_t paused_ns;         /* parent's vCPUs out of the guest (by this fork) */
 	uint64_t freeze_ns;         /* freezing the base (first fork only) */
 	uint64_t capture_ns;        /* reading vCPU, VM and device state */
 	uint64_t children_ns;       /* making the children runnable */
