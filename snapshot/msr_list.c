@@ -171,7 +171,7 @@ static int scratch_vcpu(const struct kvm_host *kvm, int *vm_fd, int *vcpu_fd)
 	return ret < 0 ? ret : 0;
 }
 
-int msr_list_init(struct msr_list *l, const struct kvm_host *kvm)
+int msr_list_init(struct msr_list *l, const struct kvm_host *kvm, int *scratch_vm_fd)
 {
 	int vm_fd = -1, vcpu_fd = -1;
 	int ret;
@@ -184,7 +184,9 @@ int msr_list_init(struct msr_list *l, const struct kvm_host *kvm)
 		probe(l, vcpu_fd);
 	if (vcpu_fd >= 0)
 		close(vcpu_fd);
-	if (vm_fd >= 0)
+	if (scratch_vm_fd && ret >= 0)
+		*scratch_vm_fd = vm_fd;
+	else if (vm_fd >= 0)
 		close(vm_fd);
 	if (ret < 0)
 		l->n = 0;

@@ -48,9 +48,11 @@ struct msr_list {
 /*
  * Build the list for this host, probing on a scratch VM whose vCPU has the
  * CPUID vcpu_create() gives. Once per process: ~1 ms, plus the scratch VM's
- * teardown (~15 ms on a nested host).
+ * teardown (7-15 ms on a nested host), which a caller in a hurry (the first
+ * fork) avoids by taking the VM's fd in *scratch_vm_fd and closing it later.
+ * scratch_vm_fd NULL: the scratch VM is closed here.
  */
-int msr_list_init(struct msr_list *l, const struct kvm_host *kvm);
+int msr_list_init(struct msr_list *l, const struct kvm_host *kvm, int *scratch_vm_fd);
 /* Whether index is one msr_list_init() would consider (before probing). */
 bool msr_is_serialisable(uint32_t index);
 

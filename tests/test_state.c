@@ -61,7 +61,7 @@ static void pair_open(struct pair *p)
 	cr_assert_eq(kvm_host_open(&p->kvm, NULL), 0);
 	cr_assert_eq(vm_create(&p->a, &p->kvm, &cfg), 0);
 	cr_assert_eq(vm_create(&p->b, &p->kvm, &cfg), 0);
-	cr_assert_eq(msr_list_init(&p->msrs, &p->kvm), 0);
+	cr_assert_eq(msr_list_init(&p->msrs, &p->kvm, NULL), 0);
 	p->fa = p->a->vcpus[0]->fd;
 	p->fb = p->b->vcpus[0]->fd;
 }

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "snapshot/procfork.h"
 #include "snapshot/shells.h"
@@ -18,11 +19,16 @@ int vmm_init(struct vmm *vmm, const char *kvm_path)
 	memset(vmm, 0, sizeof(*vmm));
 	pthread_mutex_init(&vmm->lock, NULL);
 	pthread_cond_init(&vmm->changed, NULL);
+	vmm->msr_probe_vm_fd = -1;
 	ret = kvm_host_open(&vmm->kvm, kvm_path);
 	return ret;
 }
 
-/* Probed at the first capture (~16 ms of scratch-VM work here), not by every VMM process. */
+/*
+ * Probed at the first capture, not by every VMM process (~1 ms here); the
+ * scratch VM stays until vmm_destroy(), so the first fork does not wait for
+ * its teardown.
+ */
 const struct msr_list *vmm_msr_list(struct vmm *vmm)
 {
 	struct msr_list *l;
@@ -30,7 +36,7 @@ const struct msr_list *vmm_msr_list(struct vmm *vmm)
 	pthread_mutex_lock(&vmm->lock);
 	if (!vmm->msrs) {
 		l = calloc(1, sizeof(*l));
-		if (l && msr_list_init(l, &vmm->kvm) < 0) {
+		if (l && msr_list_init(l, &vmm->kvm, &vmm->msr_probe_vm_fd) < 0) {
 			free(l);
 			l = NULL;
 		}
@@ -51,6 +57,8 @@ void vmm_destroy(struct vmm *vmm)
 	}
 	free(vmm->vms);
 	free(vmm->msrs);
+	if (vmm->msr_probe_vm_fd >= 0)
+		close(vmm->msr_probe_vm_fd);
 	for (unsigned i = 0; i < VMM_MAX_JOBS; i++)
 		if (vmm->jobs[i])
 			snapshot_job_free(vmm->jobs[i]);
@@ -60,6 +68,7 @@ void vmm_destroy(struct vmm *vmm)
 	pthread_cond_destroy(&vmm->changed);
 	pthread_mutex_destroy(&vmm->lock);
 	memset(vmm, 0, sizeof(*vmm));
+	vmm->msr_probe_vm_fd = -1;
 }
 
 static int grow(struct vmm *vmm)

@@ -35,6 +35,7 @@ struct vmm {
 	uint64_t next_id;           /* 0 is the first booted VM */
 	uint64_t next_serial;       /* names captured fork states (fork.c) */
 	struct msr_list *msrs;      /* the MSRs a fork saves on this host: vmm_msr_list() */
+	int msr_probe_vm_fd;        /* the probe's scratch VM, torn down with the vmm; -1: none */
 	struct shell_pool *shells;  /* NULL: forks create VMs cold */
 	struct proc_pool *procs;    /* warm clone-worker processes, or NULL */
 	const char *clone_console;  /* console spec for clones; "%u" becomes the clone id */

@@ -258,7 +258,7 @@ static int ctx_init(struct bench_ctx *ctx, const struct bench_cfg *cfg)
 		return -errno;
 	ctx->have_kvm = kvm_host_open(&ctx->kvm, NULL) == 0;
 	if (ctx->have_kvm)
-		ctx->have_msrs = msr_list_init(&ctx->msrs, &ctx->kvm) == 0;
+		ctx->have_msrs = msr_list_init(&ctx->msrs, &ctx->kvm, NULL) == 0;
 	if (!ctx->have_kvm)
 		fprintf(stderr, "bench: no usable KVM: the KVM rows stay empty\n");
 	return 0;
