@@ -46,8 +46,8 @@
 /*
  * Reset-in-place, for fuzzing. Writing to SNAPSHOT marks this point: the VMM
  * captures the VM (registers, devices, memory) as it is right after the
- * write. Writing anything to RESET returns the VM to that point: the pages it
- * wrote since are dropped back to their content at the mark, the vCPUs and
+ * write. Writing anything to RESET returns the VM to that point: the pages
+ * written since the last reset read as at the mark again, the vCPUs and
  * devices reloaded, and execution continues right after the SNAPSHOT write
  * again. RESETS counts the resets so far and is not reset itself, so the
  * guest can tell its iterations apart; REPORT values and log lines already
