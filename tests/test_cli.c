@@ -101,6 +101,8 @@ Test(cli, exit_status_and_console)
 		     "%s", out);
 	cr_assert_eq(RUN("run", "--kernel", hello, "--mem", "64M"), 0);
 	cr_assert(strstr(out, "hello from vm-fork guest at CPL3"), "log lines reach stdout: %s", out);
+	free(exit_status);
+	free(hello);
 }
 
 Test(cli, sigterm_stops_cleanly, .timeout = 30)

@@ -24,6 +24,8 @@ static void fill(void *p, size_t n, uint8_t seed)
 
 static void make_snapshot(unsigned ncpus)
 {
+	vm_snapshot_free(&snap); /* the one an earlier call made */
+	free(cpuid);
 	memset(&snap, 0, sizeof(snap));
 	snap.ncpus = ncpus;
 	snap.mem_size = 64 * MiB;
@@ -58,6 +60,7 @@ static void cleanup(void)
 	vm_snapshot_free(&snap);
 	vm_snapshot_free(&back);
 	free(cpuid);
+	cpuid = NULL;
 	free(cpuid_back);
 	cpuid = cpuid_back = NULL;
 }
@@ -215,6 +218,15 @@ static void expect_refused(void *fdt, const char *what)
 	free(fdt);
 }
 
+/* Set property name of node path to len zero bytes. */
+static void zero_prop(void *fdt, const char *path, const char *name, int len)
+{
+	void *value;
+
+	cr_assert_eq(fdt_setprop_placeholder(fdt, fdt_path_offset(fdt, path), name, len, &value), 0);
+	memset(value, 0, (size_t)len);
+}
+
 Test(statefile, structural_damage_refused)
 {
 	size_t len;
@@ -242,10 +254,10 @@ Test(statefile, structural_damage_refused)
 	fdt_setprop(f, node, "regs", "short", 5);
 	expect_refused(f, "regs of the wrong size");
 	f = editable(&len);
-	fdt_setprop(f, fdt_path_offset(f, "/cpus/cpu@0"), "msrs", calloc(1, 16 * 200), 16 * 200);
+	zero_prop(f, "/cpus/cpu@0", "msrs", 16 * 200);
 	expect_refused(f, "too many MSRs");
 	f = editable(&len);
-	fdt_setprop(f, fdt_path_offset(f, "/cpus/cpu@0"), "xsave", calloc(1, 20000), 20000);
+	zero_prop(f, "/cpus/cpu@0", "xsave", 20000);
 	expect_refused(f, "XSAVE too large");
 	f = editable(&len);
 	fdt_setprop_u32(f, 0, "vm-fork,checksum", 0);

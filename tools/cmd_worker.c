@@ -250,27 +250,13 @@ static int register_clone(struct worker *w)
 static void *signal_thread(void *arg)
 {
 	struct worker *w = arg;
-	struct vmm *vmm = &w->vmm;
-	uint64_t ids[256];
-	sigset_t set;
-	int sig;
+	int sig = serve_wait_stop_signal();
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	if (sigwait(&set, &sig) != 0)
+	if (!sig)
 		return NULL;
 	if (!__atomic_load_n(&w->running, __ATOMIC_ACQUIRE))
 		_exit(128 + sig);
-	for (unsigned i = 0, n = vmm_list(vmm, ids, 256); i < n && i < 256; i++) {
-		struct vm *vm = vmm_get(vmm, ids[i]);
-
-		if (vm) {
-			vm_request_stop(vm, VM_STOP_REQUESTED, 128 + sig);
-			vmm_put(vmm, vm);
-		}
-	}
+	serve_stop_all(&w->vmm, sig);
 	return NULL;
 }
 
@@ -370,8 +356,7 @@ int cmd_clone_worker(int argc, char **argv)
 		return CLI_EXIT_ERROR;
 	}
 	ret = serve_one(&w);
-	pthread_cancel(sig_thread);
-	pthread_join(sig_thread, NULL);
+	serve_signal_thread_end(sig_thread);
 	if (w.sock >= 0)
 		close(w.sock);
 	vm_destroy(w.vm);

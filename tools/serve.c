@@ -12,26 +12,39 @@
 #include "vmm/vm.h"
 #include "vmm/vmm.h"
 
+/* What the signal thread is sent when the VMM no longer needs it. */
+#define SIGNAL_THREAD_END SIGUSR1
+
 static void stop_signals(sigset_t *set)
 {
 	sigemptyset(set);
 	sigaddset(set, SIGINT);
 	sigaddset(set, SIGTERM);
 	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGNAL_THREAD_END);
 }
 
-/* SIGINT, SIGTERM and SIGHUP stop every VM cleanly; they are handled by this thread alone. */
-static void *signal_thread(void *arg)
+int serve_wait_stop_signal(void)
 {
-	struct vmm *vmm = arg;
-	uint64_t ids[1024];
 	sigset_t set;
 	int sig;
 
 	stop_signals(&set);
-	if (sigwait(&set, &sig) != 0)
-		return NULL;
-	pr_info("signal %d: stopping every VM", sig);
+	if (sigwait(&set, &sig) != 0 || sig == SIGNAL_THREAD_END)
+		return 0;
+	return sig;
+}
+
+void serve_signal_thread_end(pthread_t thread)
+{
+	pthread_kill(thread, SIGNAL_THREAD_END);
+	pthread_join(thread, NULL);
+}
+
+void serve_stop_all(struct vmm *vmm, int sig)
+{
+	uint64_t ids[1024];
+
 	for (unsigned i = 0, n = vmm_list(vmm, ids, 1024); i < n && i < 1024; i++) {
 		struct vm *vm = vmm_get(vmm, ids[i]);
 
@@ -39,6 +52,18 @@ static void *signal_thread(void *arg)
 			vm_request_stop(vm, VM_STOP_REQUESTED, 128 + sig);
 			vmm_put(vmm, vm);
 		}
+	}
+}
+
+/* SIGINT, SIGTERM and SIGHUP stop every VM cleanly; they are handled by this thread alone. */
+static void *signal_thread(void *arg)
+{
+	struct vmm *vmm = arg;
+	int sig = serve_wait_stop_signal();
+
+	if (sig) {
+		pr_info("signal %d: stopping every VM", sig);
+		serve_stop_all(vmm, sig);
 	}
 	return NULL;
 }
@@ -100,8 +125,7 @@ int serve_until_stopped(struct vmm *vmm, struct vm **vms, unsigned n, struct ser
 	if (!ret && pthread_create(&sig_thread, NULL, signal_thread, vmm) == 0) {
 		ret = start_vms(vms, n);
 		vmm_wait_all_stopped(vmm, 0);
-		pthread_cancel(sig_thread);
-		pthread_join(sig_thread, NULL);
+		serve_signal_thread_end(sig_thread);
 	} else {
 		ret = -1;
 	}

@@ -2,6 +2,8 @@
 #ifndef TOOLS_SERVE_H
 #define TOOLS_SERVE_H
 
+#include <pthread.h>
+
 struct vm;
 struct vmm;
 
@@ -14,6 +16,16 @@ struct serve_options {
 
 /* Raise the fd limit and block the stop signals (before any thread starts). */
 void serve_prepare_process(void);
+/*
+ * For the one thread that takes the stop signals: wait for one and return it,
+ * or 0 once serve_signal_thread_end() asked the thread to end (a signal of
+ * its own, so the thread returns normally: pthread_cancel() would unwind it
+ * past code that expects to return, which AddressSanitizer, for one, reports).
+ */
+int serve_wait_stop_signal(void);
+void serve_signal_thread_end(pthread_t thread);
+/* Ask every VM of vmm to stop with status 128 + sig. */
+void serve_stop_all(struct vmm *vmm, int sig);
 /*
  * Start the API and shells, start or resume vms[0..n), and wait until every
  * VM of vmm stopped (SIGINT, SIGTERM and SIGHUP stop them all). Returns the
