@@ -47,7 +47,5 @@ void harness_run_guest(const char *name, const struct guest_opts *opts, struct g
 int harness_run_cli(char *const argv[], char *out, size_t out_size, unsigned timeout_s);
 
 /* Open file descriptors of this process, and its resident set in KiB. */
-unsigned harness_open_fds(void);
-long harness_rss_kib(void);
 
 #endif

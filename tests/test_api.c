@@ -195,6 +195,8 @@ Test(api, info_list_and_get, .fini = api_env_stop)
 	cr_assert_eq(http("GET", "/v1/info", NULL), 200, "%s", ans.body);
 	cr_assert_str_eq(str_of(ans.json, "version"), VMFORK_VERSION);
 	cr_assert_eq(int_of(ans.json, "vms"), 1);
+	cr_assert_gt(int_of(json_object_get(ans.json, "process"), "open_fds"), 3, "%s", ans.body);
+	cr_assert_gt(int_of(json_object_get(ans.json, "process"), "rss_kib"), 0, "%s", ans.body);
 	cr_assert_eq(http("GET", "/v1/vms", NULL), 200, "%s", ans.body);
 	vms = json_object_get(ans.json, "vms");
 	cr_assert_eq(json_array_size(vms), 1, "%s", ans.body);

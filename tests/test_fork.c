@@ -8,6 +8,7 @@
 #include "devices/ctl_abi.h"
 #include "tests/fork_harness.h"
 #include "tests/harness.h"
+#include "vmm/process_stats.h"
 #include "snapshot/shells.h"
 #include "vmm/vcpu.h"
 #include <pthread.h>
@@ -135,7 +136,7 @@ Test(fork, resource_limit_fails_cleanly, .timeout = 60)
 	cr_assert(fenv_wait_reports(env.root, 1, 10));
 	before = vmm_list(&env.vmm, NULL, 0);
 	getrlimit(RLIMIT_NOFILE, &lim);
-	lim.rlim_cur = (rlim_t)harness_open_fds() + 12;
+	lim.rlim_cur = (rlim_t)process_open_fds() + 12;
 	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
 	ret = vm_fork(env.root, &req, kids, NULL);
 	cr_assert_lt(ret, 0, "the fork must fail");
@@ -158,17 +159,17 @@ Test(fork, thousand_forks_leak_nothing, .timeout = 300)
 		struct vm *kid;
 
 		if (i == 50) { /* after warm-up: allocator arenas and caches settle */
-			fds_before = harness_open_fds();
-			rss_before = harness_rss_kib();
+			fds_before = process_open_fds();
+			rss_before = process_rss_kib();
 		}
 		cr_assert_eq(vm_fork(env.root, &req, &kid, NULL), 0, "fork %u", i);
 		cr_assert_eq(vmm_remove(&env.vmm, kid->id), 0);
 		vmm_put(&env.vmm, kid);
 	}
-	cr_assert_eq(harness_open_fds(), fds_before, "open fds after 1000 forks");
-	cr_assert_leq(harness_rss_kib(), rss_before + 2048, "RSS grew from %ld KiB to %ld KiB",
-		      rss_before, harness_rss_kib());
-	cr_log_info("RSS %ld -> %ld KiB, fds %u", rss_before, harness_rss_kib(), fds_before);
+	cr_assert_eq(process_open_fds(), fds_before, "open fds after 1000 forks");
+	cr_assert_leq(process_rss_kib(), rss_before + 2048, "RSS grew from %ld KiB to %ld KiB",
+		      rss_before, process_rss_kib());
+	cr_log_info("RSS %ld -> %ld KiB, fds %u", rss_before, process_rss_kib(), fds_before);
 	fenv_destroy(&env);
 }
 

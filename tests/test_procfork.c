@@ -22,6 +22,7 @@
 #include "snapshot/shells.h"
 #include "tests/fork_harness.h"
 #include "tests/harness.h"
+#include "vmm/process_stats.h"
 #include "tests/procfork_harness.h"
 #include "vmm/clock.h"
 
@@ -199,15 +200,15 @@ Test(procfork, fifty_process_forks_leak_no_fd, .timeout = 300)
 
 		if (i == 1) { /* after the first fork froze the base */
 			cr_assert_eq(proc_pool_wait_full(pool, 30000), 2);
-			before = harness_open_fds();
+			before = process_open_fds();
 		}
 		cr_assert_eq(vm_fork_to_pool(pool, env.root, 1, &c, NULL), 0, "fork %u", i);
 		cr_assert_eq(pfh_wait(c.pid, 30), 0x40 | (int)(c.id & 0x3f), "clone %u", i);
 	}
 	cr_assert_eq(proc_pool_wait_full(pool, 30000), 2);
-	cr_assert_eq(harness_open_fds(), before, "open fds after 50 process forks");
+	cr_assert_eq(process_open_fds(), before, "open fds after 50 process forks");
 	proc_pool_destroy(pool);
-	cr_assert_eq(harness_open_fds(), before - 2, "the pool's two sockets are gone too");
+	cr_assert_eq(process_open_fds(), before - 2, "the pool's two sockets are gone too");
 	fenv_destroy(&env);
 }
 

@@ -18,6 +18,7 @@
 #include "snapshot/shells.h"
 #include "vmm/version.h" /* VMFORK_VERSION */
 #include "vmm/api_call.h"
+#include "vmm/process_stats.h"
 #include "vmm/vm.h"
 #include "vmm/vmm.h"
 
@@ -112,10 +113,13 @@ static void h_info(struct api_call *c)
 		target = shell_pool_target(c->vmm->shells);
 	}
 	api_reply(c, MHD_HTTP_OK,
-		  json_pack("{s:s, s:s, s:I, s:{s:I, s:I, s:I}}", "version", VMFORK_VERSION,
-			    "api", "v1", "vms", (json_int_t)vmm_list(c->vmm, &none, 0), "shells",
-			    "target", (json_int_t)target, "ready", (json_int_t)ready,
-			    "prepared", (json_int_t)prepared));
+		  json_pack("{s:s, s:s, s:I, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I}}", "version",
+			    VMFORK_VERSION, "api", "v1", "vms",
+			    (json_int_t)vmm_list(c->vmm, &none, 0), "shells", "target",
+			    (json_int_t)target, "ready", (json_int_t)ready, "prepared",
+			    (json_int_t)prepared, "process", "open_fds",
+			    (json_int_t)process_open_fds(), "rss_kib", (json_int_t)process_rss_kib(),
+			    "uss_kib", (json_int_t)process_uss_kib()));
 }
 
 static void h_list(struct api_call *c)

@@ -24,7 +24,6 @@
  *                  cfg->max_clones, a failed fork, or MemAvailable < 2 GiB;
  *                  RLIMIT_NOFILE raised to its hard limit first.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -36,6 +35,7 @@
 #include "snapshot/fork.h"
 #include "tools/bench/bench.h"
 #include "vmm/layout.h"
+#include "vmm/process_stats.h"
 #include "vmm/vm.h"
 #include "vmm/vmm.h"
 
@@ -94,40 +94,6 @@ static int meminfo_still(struct meminfo *m)
 	}
 	*m = prev;
 	return ret;
-}
-
-/* This process's unique set size in KiB (smaps_rollup), or -1. */
-static long long uss_kib(void)
-{
-	FILE *f = fopen("/proc/self/smaps_rollup", "re");
-	long long sum = 0, v;
-	char line[128];
-	bool seen = false;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "Private_Clean: %lld kB", &v) == 1 ||
-		    sscanf(line, "Private_Dirty: %lld kB", &v) == 1) {
-			sum += v;
-			seen = true;
-		}
-	}
-	fclose(f);
-	return seen ? sum : -1;
-}
-
-static unsigned open_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	unsigned n = 0;
-
-	if (!d)
-		return 0;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n > 2 ? n - 2 : 0; /* . and .. */
 }
 
 struct clone_set {
@@ -237,13 +203,13 @@ static int weigh(struct fork_env *env, struct vm *tmpl, struct clone_set *cs, un
 
 	if (meminfo_still(&w->m0) < 0)
 		return -EIO;
-	w->fds0 = open_fds();
-	w->uss0 = uss_kib();
+	w->fds0 = process_open_fds();
+	w->uss0 = process_uss_kib();
 	while (cs->n < k && !ret)
 		ret = clones_batch(tmpl, cs, k - cs->n < CLONE_BATCH ? k - cs->n : CLONE_BATCH);
 	sleep_ms(SETTLE_MS);
-	w->fds1 = open_fds();
-	w->uss1 = uss_kib();
+	w->fds1 = process_open_fds();
+	w->uss1 = process_uss_kib();
 	if (!ret && (meminfo_still(&w->m1) < 0 || w->uss0 < 0 || w->uss1 < 0))
 		ret = -EIO;
 	for (unsigned i = 0; i < cs->n; i++) {
