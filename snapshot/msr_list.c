@@ -27,6 +27,7 @@ struct msr_range {
  */
 static const struct msr_range serialisable[] = {
 	{ 0x00000010, 0x00000010 }, /* TSC */
+	{ 0x00000011, 0x00000012 }, /* KVM_WALL_CLOCK, KVM_SYSTEM_TIME: kvmclock's first MSRs */
 	{ 0x0000003b, 0x0000003b }, /* TSC_ADJUST */
 	{ 0x00000048, 0x00000048 }, /* SPEC_CTRL */
 	{ 0x000000c1, 0x000000c8 }, /* PERFCTR0-7 (architectural PMU) */

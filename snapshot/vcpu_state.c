@@ -179,10 +179,28 @@ static int restore_msrs(int vcpu_fd, const struct vcpu_state *st)
 	return ret;
 }
 
-/* Tell a kvmclock guest it was paused, so its soft-lockup watchdog stays quiet. */
-static int kvmclock_ctrl(int vcpu_fd)
+/* Whether st's guest had turned kvmclock on (bit 0 of a system-time MSR). */
+static bool kvmclock_on(const struct vcpu_state *st)
 {
-	int ret = kvm_ioctl_quiet(vcpu_fd, KVM_KVMCLOCK_CTRL, 0, EINVAL);
+	static const uint32_t system_time[] = { 0x4b564d01, 0x12 }; /* MSR_KVM_SYSTEM_TIME_NEW, old */
+
+	for (unsigned i = 0; i < sizeof(system_time) / sizeof(system_time[0]); i++) {
+		const struct kvm_msr_entry *e = vcpu_state_msr(st, system_time[i]);
+
+		if (e && (e->data & 1))
+			return true;
+	}
+	return false;
+}
+
+/* Tell a kvmclock guest it was paused, so its soft-lockup watchdog stays quiet. */
+static int kvmclock_ctrl(int vcpu_fd, const struct vcpu_state *st)
+{
+	int ret;
+
+	if (!kvmclock_on(st))
+		return 0; /* KVM would refuse: nothing to tell */
+	ret = kvm_ioctl_quiet(vcpu_fd, KVM_KVMCLOCK_CTRL, 0, EINVAL);
 
 	return ret == -EINVAL ? 0 : ret; /* EINVAL: the guest has not enabled kvmclock */
 }
@@ -221,7 +239,7 @@ int vcpu_state_load(int vcpu_fd, const struct vcpu_state *st, bool same_vcpu)
 		ret = kvm_ioctl(vcpu_fd, KVM_SET_VCPU_EVENTS, &st->events);
 	/* A reset returns the guest to a point in its own past: it was not paused meanwhile. */
 	if (!ret && !same_vcpu)
-		ret = kvmclock_ctrl(vcpu_fd);
+		ret = kvmclock_ctrl(vcpu_fd, st);
 	return ret;
 }
 

@@ -107,10 +107,12 @@ static int set_lapic_lints(struct vcpu *vcpu)
 	return kvm_ioctl(vcpu->fd, KVM_SET_LAPIC, &lapic);
 }
 
-static int vcpu_init_state(struct vcpu *vcpu)
+static int vcpu_init_state(struct vcpu *vcpu, bool for_boot)
 {
 	int ret = vcpu_set_cpuid(vcpu);
 
+	if (!for_boot)
+		return ret;
 	if (!ret)
 		ret = set_msrs(vcpu);
 	if (!ret)
@@ -120,7 +122,7 @@ static int vcpu_init_state(struct vcpu *vcpu)
 	return ret;
 }
 
-int vcpu_create(struct vm *vm, unsigned index, struct vcpu **out)
+int vcpu_create(struct vm *vm, unsigned index, bool for_boot, struct vcpu **out)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct vcpu *vcpu = calloc(1, sizeof(*vcpu));
@@ -146,7 +148,7 @@ int vcpu_create(struct vm *vm, unsigned index, struct vcpu **out)
 		vcpu_destroy(vcpu);
 		return ret;
 	}
-	ret = vcpu_init_state(vcpu);
+	ret = vcpu_init_state(vcpu, for_boot);
 	if (ret < 0) {
 		vcpu_destroy(vcpu);
 		return ret;

@@ -19,8 +19,12 @@ struct vcpu {
 	bool started;
 };
 
-/* Create vCPU index with its CPUID, FPU, MSR and LAPIC set-up. */
-int vcpu_create(struct vm *vm, unsigned index, struct vcpu **out);
+/*
+ * Create vCPU index with its CPUID and, for_boot, the FPU, MSR and LAPIC set-up
+ * firmware would leave; without it (a shell, whose saved state is loaded
+ * next and sets all of those) that is four vCPU ioctls less.
+ */
+int vcpu_create(struct vm *vm, unsigned index, bool for_boot, struct vcpu **out);
 /* Give the vCPU its CPUID (the VM's table or this host's, shaped for its index). */
 int vcpu_set_cpuid(struct vcpu *vcpu);
 /* Point the boot vCPU at the kernel (64-bit boot protocol). */

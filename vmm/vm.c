@@ -153,12 +153,12 @@ static int check_config(const struct kvm_host *kvm, const struct vm_config *cfg)
 	return 0;
 }
 
-static int create_vcpus(struct vm *vm)
+static int create_vcpus(struct vm *vm, bool for_boot)
 {
 	int ret = 0;
 
 	for (unsigned i = 0; !ret && i < vm->ncpus; i++)
-		ret = vcpu_create(vm, i, &vm->vcpus[i]);
+		ret = vcpu_create(vm, i, for_boot, &vm->vcpus[i]);
 	return ret;
 }
 
@@ -179,7 +179,7 @@ static int vm_init(struct vm *vm, const struct vm_config *cfg)
 	if (!ret)
 		ret = create_devices(vm, cfg->console);
 	if (!ret)
-		ret = create_vcpus(vm);
+		ret = create_vcpus(vm, true);
 	return ret;
 }
 
@@ -238,7 +238,7 @@ static int shell_init(struct vm *vm, uint64_t mem_size, const struct cpuid_mask 
 	if (!ret)
 		ret = create_devices(vm, "none");
 	if (!ret)
-		ret = create_vcpus(vm);
+		ret = create_vcpus(vm, false);
 	return ret;
 }
 
