@@ -36,7 +36,9 @@ static int capture_memory(struct vm *vm, bool keep_data, struct vm_capture *c)
 		c->freeze_ns = now_ns() - t;
 		return ret;
 	}
-	guest_mem_seal(&vm->mem); /* frozen while it ran (vm_fork); paused now */
+	/* Frozen while it ran (vm_fork), or moved into a shell whose old machine may still map it. */
+	vm_wait_retired(vm);
+	guest_mem_seal(&vm->mem);
 	ret = guest_mem_private_ranges(&vm->mem, &c->pages);
 	if (!ret && keep_data)
 		ret = keep_pages(vm, c);

@@ -224,17 +224,74 @@ static int fork_paused(struct fork_plan *plan, const struct fork_request *req,
 }
 
 /*
+ * The first fork of a VM whose RAM a warm shell has premapped: rather than
+ * remapping the VM's own RAM MAP_PRIVATE (KVM then zaps everything the guest
+ * had mapped, in proportion to the pages it touched), its state is loaded
+ * into the shell, whose machine it takes (vm_take_machine()). The state
+ * captured for that is what its children get; it owns no pages yet.
+ * On failure the parent is as it was and shell is gone.
+ */
+static int move_into_shell(struct vm *parent, struct vm *shell, struct vm_capture *cap)
+{
+	const struct msr_list *msrs = vmm_msr_list(parent->vmm);
+	int ret;
+
+	memset(cap, 0, sizeof(*cap));
+	ret = msrs ? vm_snapshot_capture(parent, msrs, &cap->state) : -EINVAL;
+	if (!ret)
+		ret = vm_snapshot_load(shell, &cap->state);
+	if (ret < 0) {
+		vm_capture_free(cap);
+		vm_destroy(shell);
+		return ret;
+	}
+	vm_take_machine(parent, shell);
+	return 0;
+}
+
+/* Capture the paused parent: by moving it into shell when there is one. */
+static int capture_or_move(struct vm *parent, struct vm *shell, struct vm_capture *cap,
+			   struct fork_stats *st)
+{
+	if (shell && move_into_shell(parent, shell, cap) == 0) {
+		st->moved = true;
+		return 0;
+	}
+	return vm_capture(parent, true, cap);
+}
+
+/* A paused parent that moved keeps the moved state, as capture() would have kept it. */
+static int move_paused(struct vm *parent, struct vm *shell, struct fork_stats *st)
+{
+	struct fork_cache *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		vm_destroy(shell);
+		return -ENOMEM;
+	}
+	if (move_into_shell(parent, shell, &c->cap) < 0) {
+		free(c); /* the parent is as it was: capture() freezes it in place */
+		return 0;
+	}
+	st->moved = true;
+	c->serial = __atomic_add_fetch(&parent->vmm->next_serial, 1, __ATOMIC_RELAXED);
+	parent->fork_cache = c;
+	return 0;
+}
+
+/*
  * A running parent that is to go on (paused by vm_fork) is resumed as soon as
  * its state and its own pages are copied out; its children are made from
  * that copy while it runs, so it is paused for the capture only.
  */
 static int fork_then_resume(struct fork_plan *plan, const struct fork_request *req,
-			    struct vm **children, struct fork_stats *st, uint64_t t_pause)
+			    struct vm **children, struct fork_stats *st, uint64_t t_pause,
+			    struct vm *shell)
 {
 	struct vm *parent = plan->parent;
 	struct vm_capture cap;
 	uint64_t t = now_ns();
-	int ret = vm_capture(parent, true, &cap);
+	int ret = capture_or_move(parent, shell, &cap, st);
 
 	st->freeze_ns += cap.freeze_ns;
 	st->capture_ns = now_ns() - t - cap.freeze_ns;
@@ -284,6 +341,7 @@ int vm_fork(struct vm *parent, const struct fork_request *req, struct vm **child
 	struct fork_plan plan = { .parent = parent };
 	struct fork_stats st = { 0 };
 	uint64_t t0 = now_ns(), t_pause;
+	struct vm *shell = NULL;
 	bool was_running;
 	int ret = check_request(parent, req);
 
@@ -291,29 +349,36 @@ int vm_fork(struct vm *parent, const struct fork_request *req, struct vm **child
 		return ret;
 	pthread_mutex_lock(&parent->op_lock);
 	was_running = vm_run_state(parent) == VM_STATE_RUNNING;
-	/*
-	 * Freeze a running parent's RAM before pausing it: the remap is most of a
-	 * first fork's cost, and it is safe while the guest runs (KVM refaults
-	 * through the new mapping, which shows the same file). The pages it
-	 * writes meanwhile are its own, found and copied like any others.
-	 */
-	if (was_running && !parent->mem.frozen) {
-		uint64_t t = now_ns();
-
-		guest_mem_freeze_running(&parent->mem);
-		st.freeze_ns = now_ns() - t;
-	}
 	if (!was_running && vm_run_state(parent) != VM_STATE_PAUSED) {
 		pthread_mutex_unlock(&parent->op_lock);
 		pr_err("fork: VM %llu is %s", (unsigned long long)parent->id,
 		       vm_run_state_name(vm_run_state(parent)));
 		return -EINVAL;
 	}
+	if (!parent->mem.frozen)
+		shell = shell_pool_take_mapped(parent->vmm->shells, parent);
+	/*
+	 * Without such a shell, freeze a running parent's RAM before pausing it:
+	 * the remap is most of a first fork's cost, and it is safe while the
+	 * guest runs (KVM refaults through the new mapping, which shows the same
+	 * file). The pages it writes meanwhile are its own, found and copied
+	 * like any others.
+	 */
+	if (was_running && !parent->mem.frozen && !shell) {
+		uint64_t t = now_ns();
+
+		guest_mem_freeze_running(&parent->mem);
+		st.freeze_ns = now_ns() - t;
+	}
 	t_pause = now_ns();
 	ret = was_running ? vm_pause_locked(parent, NULL) : 0;
+	if (ret < 0 && shell)
+		vm_destroy(shell);
 	if (!ret && was_running && req->resume_parent) {
-		ret = fork_then_resume(&plan, req, children, &st, t_pause);
+		ret = fork_then_resume(&plan, req, children, &st, t_pause, shell);
 	} else {
+		if (!ret && shell)
+			ret = move_paused(parent, shell, &st);
 		if (!ret)
 			ret = fork_paused(&plan, req, children, &st);
 		if (was_running && (req->resume_parent || ret < 0))

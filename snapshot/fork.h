@@ -6,7 +6,11 @@
  * warm shells when the vmm has them) whose RAM maps the parent's frozen base
  * MAP_PRIVATE. The base never changes again: at the first fork the parent
  * itself moves to a MAP_PRIVATE mapping of it and the memfd is sealed against
- * writes. Pages the parent wrote since the base was frozen are copied into
+ * writes. When a warm shell has premapped the parent's RAM, the parent moves
+ * into that shell's KVM machine instead (its state loaded there), and its old
+ * machine, the only shared mapping of the RAM, is torn down in the background
+ * before the seal; otherwise it remaps its own RAM, which costs in proportion
+ * to the pages the guest had mapped. Pages the parent wrote since the base was frozen are copied into
  * each child. Children continue from the same instruction with the same
  * registers, devices and memory, each with its own id and console. A
  * running parent that is to go on is resumed as soon as its state and its
@@ -36,6 +40,7 @@ struct fork_stats {
 	uint64_t total_ns;
 	uint64_t pages_copied;      /* parent's private pages copied into each child */
 	unsigned from_shells;       /* children that came from warm shells */
+	bool moved;                 /* the parent moved into a shell instead of freezing its RAM */
 };
 
 /*

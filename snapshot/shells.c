@@ -248,6 +248,28 @@ struct vm *shell_pool_take(struct shell_pool *p, const struct vm *parent, uint64
 	return s.vm;
 }
 
+struct vm *shell_pool_take_mapped(struct shell_pool *p, const struct vm *parent)
+{
+	struct vm *vm = NULL;
+	struct stat st;
+
+	if (!p || !fits(p, parent) || fstat(parent->mem.fd, &st) < 0)
+		return NULL;
+	pthread_mutex_lock(&p->lock);
+	for (unsigned i = 0; i < p->nready && !vm; i++) {
+		const struct shell *s = &p->ready[i];
+
+		if (!s->mapped || s->serial || s->base_dev != st.st_dev || s->base_ino != st.st_ino)
+			continue;
+		vm = s->vm;
+		p->ready[i] = p->ready[--p->nready];
+		__atomic_store_n(&p->last_take_ns, now_ns(), __ATOMIC_RELAXED);
+		pthread_cond_broadcast(&p->changed);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return vm;
+}
+
 void shell_pool_set_template(struct shell_pool *p, const struct guest_mem *base,
 			     const struct vm_snapshot *state, uint64_t serial)
 {

@@ -40,6 +40,11 @@ struct shell_fit {
 struct vm *shell_pool_take(struct shell_pool *pool, const struct vm *parent, uint64_t serial,
 			   struct shell_fit *fit);
 /*
+ * A ready shell of parent's shape that has parent's RAM file premapped and
+ * no state loaded, or NULL (none such; nothing is taken then).
+ */
+struct vm *shell_pool_take_mapped(struct shell_pool *pool, const struct vm *parent);
+/*
  * From now on prepare shells for this template: its base and its captured
  * state (copied; NULL and serial 0 when there is none yet). The base may
  * still be a running VM's live RAM: shells then premap it, so that VM's

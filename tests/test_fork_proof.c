@@ -3,12 +3,14 @@
  * state at many moments, memory isolation, guest-requested trees, SMP.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "snapshot/shells.h"
 #include "tests/fork_harness.h"
 #include "tests/harness.h"
 #include "guest/rt/mix.h"
@@ -56,22 +58,45 @@ static uint64_t reference_result(const char *guest, const char *cmdline, unsigne
 	return res.reports[ncpus > 1 ? 6 : 0];
 }
 
-/* Fork the running root at random moments, twice each time, then check every VM. */
-static void fork_state_at_random_moments(const char *cmdline, unsigned forks)
+/*
+ * Warm shells that premap the root's live RAM, as `vm-fork run --shells` keeps
+ * them. The pool fills at idle priority: with the root paused meanwhile, so
+ * that a guest busy on every CPU does not starve it.
+ */
+static void premapped_shells(unsigned count)
+{
+	cr_assert_eq(vm_pause(env.root), 0);
+	cr_assert_eq(shell_pool_create(&env.vmm.shells, &env.vmm.kvm, env.root->mem.size,
+				       env.root->ncpus, &env.root->cpuid_mask, count), 0);
+	shell_pool_set_template(env.vmm.shells, &env.root->mem, NULL, 0);
+	cr_assert_eq(shell_pool_wait_full(env.vmm.shells, 20000), count);
+	cr_assert_eq(vm_resume(env.root), 0);
+}
+
+/*
+ * Fork the running root at random moments, twice each time, then check every
+ * VM. With shells, the first fork moves the root into one of them.
+ */
+static void fork_state_at_random_moments(const char *cmdline, unsigned forks, bool shells)
 {
 	struct vm *vms[MAX_VMS];
-	unsigned n;
+	unsigned n, landed = 0;
 
 	SKIP_WITHOUT_KVM();
 	cr_assert_eq(reference_result("fork_state", cmdline, 1), FS_RESULT);
 	srand((unsigned)time(NULL));
 	fenv_boot(&env, "fork_state", cmdline, 1, 64 * MiB);
+	if (shells)
+		premapped_shells(3);
 	for (unsigned i = 0; i < forks && !vm_stopping(env.root); i++) {
 		struct vm *kids[2];
 		struct fork_request req = { .count = 2, .start_children = true, .resume_parent = true };
+		struct fork_stats st;
 
 		sleep_us(2000 + (unsigned)rand() % 25000);
-		if (vm_fork(env.root, &req, kids, NULL) == 0) {
+		if (vm_fork(env.root, &req, kids, &st) == 0) {
+			cr_expect_eq(st.moved, shells && !landed, "fork %u: moved %d", i, st.moved);
+			landed++;
 			vmm_put(&env.vmm, kids[0]);
 			vmm_put(&env.vmm, kids[1]);
 		}
@@ -92,23 +117,32 @@ static void fork_state_at_random_moments(const char *cmdline, unsigned forks)
 		vmm_put(&env.vmm, vm);
 	}
 	cr_log_info("%u VMs ended with the unforked result", n);
+	vm_wait_retired(env.root);
+	cr_assert(fcntl(env.root->mem.fd, F_GET_SEALS) & F_SEAL_WRITE, "the base is sealed");
 	fenv_destroy(&env);
 }
 
 Test(fork_proof, state_survives_forks_at_any_moment, .timeout = 240)
 {
-	fork_state_at_random_moments(NULL, 8);
+	fork_state_at_random_moments(NULL, 8, false);
+}
+
+Test(fork_proof, state_survives_a_move_into_a_shell, .timeout = 240)
+{
+	fork_state_at_random_moments(NULL, 8, true);
 }
 
 Test(fork_proof, state_survives_forks_inside_interrupt_handlers, .timeout = 240)
 {
-	fork_state_at_random_moments("slow_irq=1 period_us=300", 8);
+	fork_state_at_random_moments("slow_irq=1 period_us=300", 8, true);
 }
 
-Test(fork_proof, smp_state_survives_forks, .timeout = 240)
+/* One fork of a running 2-vCPU guest (moved into a shell, with shells). */
+static void smp_fork(bool shells)
 {
 	struct vm *kids[2], *vms[MAX_VMS];
 	struct fork_request req = { .count = 2, .start_children = true, .resume_parent = true };
+	struct fork_stats st;
 	uint64_t cpu1;
 	unsigned n;
 
@@ -123,8 +157,11 @@ Test(fork_proof, smp_state_survives_forks, .timeout = 240)
 		cpu1 = res.reports[9];
 	}
 	fenv_boot(&env, "fork_smp", NULL, 2, 64 * MiB);
+	if (shells)
+		premapped_shells(3);
 	sleep_us(100000);
-	cr_assert_eq(vm_fork(env.root, &req, kids, NULL), 0);
+	cr_assert_eq(vm_fork(env.root, &req, kids, &st), 0);
+	cr_assert_eq(st.moved, shells);
 	vmm_put(&env.vmm, kids[0]);
 	vmm_put(&env.vmm, kids[1]);
 	wait_all(120);
@@ -137,6 +174,16 @@ Test(fork_proof, smp_state_survives_forks, .timeout = 240)
 		vmm_put(&env.vmm, vms[i]);
 	}
 	fenv_destroy(&env);
+}
+
+Test(fork_proof, smp_state_survives_forks, .timeout = 240)
+{
+	smp_fork(false);
+}
+
+Test(fork_proof, smp_state_survives_a_move_into_a_shell, .timeout = 240)
+{
+	smp_fork(true);
 }
 
 /* guest/fork_isolation.c's layout and patterns */

@@ -444,6 +444,7 @@ void vm_destroy(struct vm *vm)
 		vm_request_stop(vm, VM_STOP_REQUESTED, 0);
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		vcpu_destroy(vm->vcpus[i]);
+	vm_wait_retired(vm);
 	if (vm->console)
 		console_close(vm->console);
 	vm_drop_cached_state(vm);
@@ -616,14 +617,17 @@ const char *vm_run_state_name(enum vm_run_state state)
 uint64_t vm_private_bytes(struct vm *vm)
 {
 	struct mem_ranges r;
-	uint64_t bytes;
+	uint64_t bytes = 0;
 
-	if (!vm->mem.frozen)
-		return guest_mem_resident_bytes(&vm->mem);
-	if (guest_mem_private_ranges(&vm->mem, &r) < 0)
-		return 0;
-	bytes = r.pages * PAGE_SIZE;
-	mem_ranges_free(&r);
+	/* A fork may freeze the RAM or move the VM onto another mapping meanwhile. */
+	pthread_mutex_lock(&vm->op_lock);
+	if (!vm->mem.frozen) {
+		bytes = guest_mem_resident_bytes(&vm->mem);
+	} else if (guest_mem_private_ranges(&vm->mem, &r) == 0) {
+		bytes = r.pages * PAGE_SIZE;
+		mem_ranges_free(&r);
+	}
+	pthread_mutex_unlock(&vm->op_lock);
 	return bytes;
 }
 

@@ -73,6 +73,9 @@ struct vm {
 	struct cpuid_mask cpuid_mask;
 	/* The CPUID table its vCPUs are shaped from, when not this host's (a restored VM). */
 	struct kvm_cpuid2 *cpuid_table;
+	/* The machine it left for a shell's (vm_take_machine()), being torn down. */
+	pthread_t retire_thread;
+	bool retiring;
 
 	struct console *console;
 	struct uart *uart;
@@ -124,6 +127,16 @@ int vm_start(struct vm *vm);
 int vm_start_paused(struct vm *vm);
 /* Wait until every vCPU thread of a paused VM has parked (or ended). */
 void vm_wait_parked(struct vm *vm);
+/*
+ * vm takes shell's KVM machine (VM fd, vCPU fds and run pages, RAM mapping),
+ * into which vm's state was loaded, and leaves its own in shell, which is
+ * destroyed in the background; then the RAM file, which only that old
+ * machine still mapped shared, is sealed. Both paused with every vCPU parked,
+ * of the same shape; shell's RAM is vm's file, premapped (it becomes vm's
+ * frozen base). vm_wait_retired() waits for the teardown to end.
+ */
+void vm_take_machine(struct vm *vm, struct vm *shell);
+void vm_wait_retired(struct vm *vm);
 /* Forget the state cached by a fork (the VM ran, or is going away). */
 void vm_drop_cached_state(struct vm *vm);
 /* Wait until the VM stops and its vCPU threads have ended; returns the reason. */
@@ -168,6 +181,7 @@ const char *vm_run_state_name(enum vm_run_state state);
 /*
  * Host memory this VM has of its own: the pages it (or the VMM for it) wrote
  * since its base was frozen; for a VM that never forked, the RAM it touched.
+ * Takes op_lock: not from a thread that holds it.
  */
 uint64_t vm_private_bytes(struct vm *vm);
 
