@@ -413,12 +413,13 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status)
 	}
 	pthread_cond_broadcast(&vm->stopped);
 	pthread_cond_broadcast(&vm->resumed);
-	pthread_mutex_unlock(&vm->lock);
-	if (vm->vmm)
-		vmm_notify(vm->vmm);
+	/* Under the lock: vm_take_machine() may be swapping the run pages. */
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		if (vm->vcpus[i])
 			vcpu_kick(vm->vcpus[i]);
+	pthread_mutex_unlock(&vm->lock);
+	if (vm->vmm)
+		vmm_notify(vm->vmm);
 }
 
 enum vm_stop_reason vm_wait(struct vm *vm)

@@ -39,6 +39,8 @@ void vm_take_machine(struct vm *vm, struct vm *shell)
 {
 	struct retiree *r = malloc(sizeof(*r));
 
+	/* Under vm's lock, which vcpu_kick()'s callers hold: no kick lands on a page going away. */
+	pthread_mutex_lock(&vm->lock);
 	SWAP(vm->fd, shell->fd);
 	SWAP(vm->mem, shell->mem);
 	for (unsigned i = 0; i < vm->ncpus; i++) {
@@ -46,6 +48,7 @@ void vm_take_machine(struct vm *vm, struct vm *shell)
 		SWAP(vm->vcpus[i]->run, shell->vcpus[i]->run);
 		SWAP(vm->vcpus[i]->run_size, shell->vcpus[i]->run_size);
 	}
+	pthread_mutex_unlock(&vm->lock);
 	guest_mem_adopt_base(&vm->mem);
 	if (r) {
 		r->machine = shell;
