@@ -10,8 +10,10 @@
  *                 prepared (base mapped, template state loaded) before each fork.
  *  fork_running   the first fork of a running, never-forked VM (wait_fork.elf,
  *                 booted afresh for each sample, shells premapping its live
- *                 RAM), resume_parent: total_ns (child runnable), with
- *                 .paused (paused_ns) and .freeze (freeze_ns) as sub-rows.
+ *                 RAM, so the parent moves into one of them: fork.h), with
+ *                 resume_parent: total_ns (child runnable), with .paused
+ *                 (paused_ns) and .freeze (freeze_ns: 0 when it moved) as
+ *                 sub-rows.
  *  fork_running2  the same VM's second fork RUN_GAP_MS later, after the bench
  *                 wrote DIRTY_PAGES pages of its RAM: total_ns and pages_copied.
  * Children are destroyed outside the timed part. fork_first.c has the rows
@@ -262,7 +264,7 @@ static int template_rows(struct bench_ctx *ctx, unsigned si, struct fork_env *en
 /* ---- fork_running, fork_running2: a freshly booted running VM ---- */
 
 enum {
-	RS_TOTAL, RS_PAUSED, RS_FREEZE, RS_CAPTURE, RS_CHILD,
+	RS_TOTAL, RS_PAUSED, RS_FREEZE, RS_CAPTURE, RS_CHILD, RS_MOVED,
 	RS_TOTAL2, RS_PAGES2, RS_CAPTURE2, RS_CHILD2, RS_N
 };
 
@@ -303,6 +305,7 @@ static int running_twice(struct fork_env *env, struct vm *root, struct samples *
 	samples_add(&s[RS_FREEZE], st.freeze_ns);
 	samples_add(&s[RS_CAPTURE], st.capture_ns);
 	samples_add(&s[RS_CHILD], st.children_ns);
+	samples_add(&s[RS_MOVED], st.moved);
 	ret = fork_env_ready(env, 0);
 	ms = (now_ns() - t0) / 1000000;
 	if (!ret && ms < RUN_GAP_MS)
@@ -348,14 +351,25 @@ static int running_loop(struct bench_ctx *ctx, unsigned si, struct fork_env *env
 	return 0;
 }
 
+/* The share of samples that are 1. */
+static double moved_pct(const struct samples *s)
+{
+	uint64_t ones = 0;
+
+	for (unsigned i = 0; i < s->n; i++)
+		ones += s->ns[i] == 1;
+	return s->n ? 100.0 * (double)ones / s->n : 0;
+}
+
 static void running_cells(struct bench_ctx *ctx, unsigned si, struct samples *s)
 {
 	uint64_t pages50, pages99;
 
 	cell_set_samples(ctx, ROW_FORK_RUN, si, &s[RS_TOTAL]);
 	cell_note(ctx, ROW_FORK_RUN, si,
-		  "fresh VM each; p50s: freeze %.0f capture %.0f child %.0f us",
-		  p50_us(&s[RS_FREEZE]), p50_us(&s[RS_CAPTURE]), p50_us(&s[RS_CHILD]));
+		  "fresh VM each, %.0f%% moved into a shell; p50s: freeze %.0f capture %.0f "
+		  "child %.0f us", moved_pct(&s[RS_MOVED]), p50_us(&s[RS_FREEZE]),
+		  p50_us(&s[RS_CAPTURE]), p50_us(&s[RS_CHILD]));
 	cell_set_samples(ctx, ROW_FORK_RUN_PAUSED, si, &s[RS_PAUSED]);
 	cell_set_samples(ctx, ROW_FORK_RUN_FREEZE, si, &s[RS_FREEZE]);
 	cell_set_samples(ctx, ROW_FORK_RUN2, si, &s[RS_TOTAL2]);
