@@ -220,3 +220,31 @@ Test(fork, warm_shell_clones_run_at_normal_priority, .timeout = 60)
 	vmm_put(&env.vmm, kid);
 	fenv_destroy(&env);
 }
+
+/*
+ * A first fork that moves the parent into a shell leaves its old machine to a
+ * background teardown: once the VMM is gone, so are all of their fds.
+ */
+Test(fork, moves_into_shells_leak_nothing, .timeout = 120)
+{
+	struct fork_request req = { .count = 1, .start_children = true, .resume_parent = true };
+	unsigned fds_before = process_open_fds();
+
+	SKIP_WITHOUT_KVM();
+	for (unsigned i = 0; i < 10; i++) {
+		struct fork_stats st;
+		struct vm *kid;
+
+		fenv_boot(&env, "idle", NULL, 1, 64 * MiB);
+		cr_assert(fenv_wait_reports(env.root, 1, 10));
+		cr_assert_eq(shell_pool_create(&env.vmm.shells, &env.vmm.kvm, env.root->mem.size, 1,
+					       &env.root->cpuid_mask, 2), 0);
+		shell_pool_set_template(env.vmm.shells, &env.root->mem, NULL, 0);
+		cr_assert_eq(shell_pool_wait_full(env.vmm.shells, 10000), 2);
+		cr_assert_eq(vm_fork(env.root, &req, &kid, &st), 0);
+		cr_assert(st.moved, "round %u: the parent moved into a shell", i);
+		vmm_put(&env.vmm, kid);
+		fenv_destroy(&env);
+	}
+	cr_assert_eq(process_open_fds(), fds_before, "open fds after 10 moves");
+}
