@@ -11,7 +11,8 @@
  * A pool keeps workers started ahead of time (warm: their KVM VM, vCPUs and
  * memory slots exist), refilled by a background thread; forks start the rest
  * cold. The worker processes are children of the caller, who reaps them
- * (waitpid, or proc_clone_reap_detached()); they are not VMs of its vmm.
+ * (waitpid, or snapshot/procclones.h, which the API uses); they are not VMs
+ * of its vmm.
  * Clone ids come from the parent's vmm; a process clone that forks itself
  * (guest-requested) numbers its own children within its process.
  */
@@ -73,7 +74,4 @@ int vm_fork_to_processes(struct vm *parent, unsigned count, struct proc_clone *c
 int proc_worker_spawn(const char *exe, pid_t *pid, int *sock);
 /* The console spec of clone id of parent: its vmm's clone_console with %u = id. */
 int proc_clone_console(const struct vm *parent, uint64_t id, char *out, size_t size);
-/* Reap pid in a detached thread, logging how it ended (for callers that do not wait). */
-int proc_clone_reap_detached(pid_t pid);
-
 #endif

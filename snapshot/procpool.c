@@ -360,39 +360,6 @@ void proc_pool_refill(struct proc_pool *p)
 	pthread_mutex_unlock(&p->lock);
 }
 
-/* ---- Reaping ---- */
-
-static void *reap_thread(void *arg)
-{
-	pid_t pid = (pid_t)(intptr_t)arg;
-	int status;
-
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return NULL;
-	if (WIFEXITED(status))
-		pr_info("clone process %d exited with status %d", (int)pid, WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		pr_info("clone process %d killed by signal %d", (int)pid, WTERMSIG(status));
-	return NULL;
-}
-
-int proc_clone_reap_detached(pid_t pid)
-{
-	pthread_attr_t attr;
-	pthread_t t;
-	int ret;
-
-	if (pid <= 0)
-		return -EINVAL;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 64 * 1024);
-	ret = -pthread_create(&t, &attr, reap_thread, (void *)(intptr_t)pid);
-	pthread_attr_destroy(&attr);
-	return ret;
-}
-
 const char *proc_pool_exe(const struct proc_pool *p)
 {
 	return p ? p->exe : NULL;

@@ -236,6 +236,23 @@ static bool file_says(const char *path, const char *what, unsigned timeout_s)
 #define PF_CLI(out, ...) harness_run_cli((char *const[]){ "vm-fork", __VA_ARGS__, NULL }, out, \
 					 sizeof(out), 30)
 
+/* Whether `vm-fork info` lists process clone id as stopped with status (waits up to 6 s). */
+static bool listed_as_stopped(char *sock, unsigned id, const char *status)
+{
+	char out[4096], ended[64];
+	const char *line;
+
+	snprintf(ended, sizeof(ended), "\n%u      0      stopped", id);
+	for (unsigned tries = 0; tries < 300; tries++) {
+		cr_assert_eq(PF_CLI(out, "info", "--api", sock), 0, "%s", out);
+		line = strstr(out, ended);
+		if (line)
+			return strstr(line, status) && strstr(line, status) < strchr(line + 1, '\n');
+		usleep(20000);
+	}
+	return false;
+}
+
 Test(procfork, api_and_cli_fork_into_processes, .timeout = 120)
 {
 	char sock[96], root_log[128], clone_log[128], console[140], kernel[4096], out[4096];
@@ -263,10 +280,49 @@ Test(procfork, api_and_cli_fork_into_processes, .timeout = 120)
 	}
 	cr_assert_eq(PF_CLI(out, "fork", "--api", sock, "--processes", "--paused"), 1, "%s", out);
 	cr_assert(strstr(out, "always start"), "%s", out);
+	cr_assert(listed_as_stopped(sock, 1, "exit status 65"), "clone 1 ends 0x40 | 1");
+	cr_assert(listed_as_stopped(sock, 2, "exit status 66"), "clone 2 ends 0x40 | 2");
 	cr_assert_eq(PF_CLI(out, "stop", "--api", sock, "--id", "0"), 0, "%s", out);
 	cr_assert_eq(waitpid(vmm, &status, 0), vmm);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "vm-fork run: %#x", status);
 	unlink(root_log);
+}
+
+/* The API lists clones in their own processes and stops them by id (SIGTERM: status 143). */
+Test(procfork, api_lists_and_stops_clone_processes, .timeout = 120)
+{
+	char sock[96], kernel[4096], out[4096];
+	char *argv[] = { "vm-fork", "run", "--kernel", kernel, "--mem", "64M", "--api", sock,
+			 "--console", "none", NULL };
+	unsigned tries = 0;
+	int status;
+	pid_t vmm;
+
+	SKIP_WITHOUT_KVM();
+	snprintf(sock, sizeof(sock), "/tmp/vmf-proclist-%d.sock", (int)getpid());
+	snprintf(kernel, sizeof(kernel), "%s", harness_build_path("guest/idle.elf"));
+	cr_assert_eq(posix_spawn(&vmm, pfh_worker_exe(), NULL, NULL, argv, environ), 0);
+	while (PF_CLI(out, "info", "--api", sock) != 0 && ++tries < 500)
+		usleep(20000);
+	cr_assert_eq(PF_CLI(out, "fork", "--api", sock, "--count", "2", "--processes"), 0, "%s", out);
+	cr_assert_eq(PF_CLI(out, "info", "--api", sock), 0, "%s", out);
+	cr_assert(strstr(out, "clones in their own processes"), "%s", out);
+	cr_assert(strstr(out, "\n1      0      running"), "idle clones run until stopped: %s", out);
+	cr_assert(strstr(out, "\n2      0      running"), "%s", out);
+	for (unsigned id = 1; id <= 2; id++) {
+		char ids[8];
+
+		snprintf(ids, sizeof(ids), "%u", id);
+		cr_assert_eq(PF_CLI(out, "stop", "--api", sock, "--id", ids), 0, "%s", out);
+		cr_assert(strstr(out, "clone process"), "%s", out);
+		cr_assert(listed_as_stopped(sock, id, "exit status 143"), "clone %u: SIGTERM", id);
+		cr_assert_eq(PF_CLI(out, "stop", "--api", sock, "--id", ids), 1, "%s", out);
+		cr_assert(strstr(out, "has ended"), "%s", out);
+	}
+	cr_assert_eq(PF_CLI(out, "stop", "--api", sock, "--id", "99"), 1, "%s", out);
+	cr_assert(strstr(out, "no VM with id 99"), "%s", out);
+	cr_assert_eq(PF_CLI(out, "stop", "--api", sock, "--id", "0"), 0, "%s", out);
+	cr_assert_eq(waitpid(vmm, &status, 0), vmm);
 }
 
 /* ---- Latency: process forks (warm, cold) beside in-process forks from warm shells ---- */

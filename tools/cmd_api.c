@@ -185,6 +185,28 @@ static void print_vm_list(json_t *list)
 		print_vm_line(vm);
 }
 
+/* Clones in their own processes: one line each under the VMs. */
+static void print_proc_list(json_t *list)
+{
+	size_t i;
+	json_t *p;
+
+	if (!json_array_size(list))
+		return;
+	printf("%-6s %-6s %-8s %-8s %s\n", "ID", "PARENT", "STATE", "PID",
+	       "(clones in their own processes)");
+	json_array_foreach(list, i, p) {
+		printf("%-6" JSON_INTEGER_FORMAT " %-6" JSON_INTEGER_FORMAT " %-8s %-8" JSON_INTEGER_FORMAT,
+		       json_integer_value(json_object_get(p, "id")),
+		       json_integer_value(json_object_get(p, "parent_id")), str_of(p, "state"),
+		       json_integer_value(json_object_get(p, "pid")));
+		if (json_object_get(p, "exit_status"))
+			printf(" exit status %" JSON_INTEGER_FORMAT,
+			       json_integer_value(json_object_get(p, "exit_status")));
+		printf("\n");
+	}
+}
+
 static void print_object(json_t *obj)
 {
 	const char *key;
@@ -221,14 +243,18 @@ static void print_fork(json_t *ans)
 
 static void print_answer(const struct api_cmd *cmd, const struct api_opts *o, json_t *ans)
 {
-	if (cmd == &fork_cmd)
+	if (cmd == &fork_cmd) {
 		print_fork(ans);
-	else if (json_is_array(json_object_get(ans, "vms")))
+	} else if (json_is_array(json_object_get(ans, "vms"))) {
 		print_vm_list(json_object_get(ans, "vms"));
-	else if (cmd == &info_cmd)
+		print_proc_list(json_object_get(ans, "processes"));
+	} else if (cmd == &info_cmd) {
 		print_object(ans);
-	else
-		printf("VM %" PRIu64 ": %s\n", o->id, str_of(ans, "state"));
+	} else {
+		/* A VM's answer describes it; a clone process's has only its id and state. */
+		printf("%s %" PRIu64 ": %s\n", json_object_get(ans, "cpus") ? "VM" : "clone process",
+		       o->id, str_of(ans, "state"));
+	}
 }
 
 /* ---- The commands ---- */

@@ -2,12 +2,14 @@
  * Inside the control API: one request as a handler sees it. The server
  * (vmm/api.c) parses and validates the request against the route table,
  * calls the handler, and sends what the handler left in status and reply.
- * The handlers and the table are in vmm/api_vm.c.
+ * The table is in vmm/api_vm.c, the handlers there and in api_fork.c and
+ * api_snapshot.c.
  */
 #ifndef VMM_API_CALL_H
 #define VMM_API_CALL_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +31,17 @@ struct api_route {
 };
 
 extern const struct api_route api_routes[];
+
+/* The VM the path names, referenced; NULL with a 404 when there is none (vmm/api_vm.c). */
+struct vm *api_call_vm(struct api_call *c);
+
+/* Fork endpoints and clones in other processes (vmm/api_fork.c). */
+extern const char *const api_fork_fields[];
+void api_h_fork(struct api_call *c);
+/* Those clones, as GET /v1/vms lists them beside the VMs. */
+json_t *api_proc_clones_json(struct vmm *vmm);
+/* Stop the process clone the path names; false when there is none (then nothing was answered). */
+bool api_stop_proc_clone(struct api_call *c);
 
 /* Snapshot endpoints (vmm/api_snapshot.c). */
 extern const char *const api_snapshot_fields[];

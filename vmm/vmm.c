@@ -4,6 +4,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "snapshot/procclones.h"
 #include "snapshot/procfork.h"
 #include "snapshot/shells.h"
 #include "snapshot/snapdir.h"
@@ -47,6 +48,18 @@ const struct msr_list *vmm_msr_list(struct vmm *vmm)
 	return l;
 }
 
+struct proc_clone_table *vmm_proc_clones(struct vmm *vmm)
+{
+	struct proc_clone_table *t;
+
+	pthread_mutex_lock(&vmm->lock);
+	if (!vmm->proc_clones && proc_clones_create(&vmm->proc_clones) < 0)
+		vmm->proc_clones = NULL;
+	t = vmm->proc_clones;
+	pthread_mutex_unlock(&vmm->lock);
+	return t;
+}
+
 void vmm_destroy(struct vmm *vmm)
 {
 	for (unsigned i = 0; i < vmm->nvms; i++)
@@ -64,6 +77,7 @@ void vmm_destroy(struct vmm *vmm)
 			snapshot_job_free(vmm->jobs[i]);
 	shell_pool_destroy(vmm->shells);
 	proc_pool_destroy(vmm->procs);
+	proc_clones_put(vmm->proc_clones);
 	kvm_host_close(&vmm->kvm);
 	pthread_cond_destroy(&vmm->changed);
 	pthread_mutex_destroy(&vmm->lock);

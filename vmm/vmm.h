@@ -38,12 +38,15 @@ struct vmm {
 	int msr_probe_vm_fd;        /* the probe's scratch VM, torn down with the vmm; -1: none */
 	struct shell_pool *shells;  /* NULL: forks create VMs cold */
 	struct proc_pool *procs;    /* warm clone-worker processes, or NULL */
+	struct proc_clone_table *proc_clones; /* clones in other processes: vmm_proc_clones() */
 	const char *clone_console;  /* console spec for clones; "%u" becomes the clone id */
 	/* Snapshots being (or lately) written; job id = index + 1. Guarded by lock. */
 	struct snapshot_job *jobs[VMM_MAX_JOBS];
 };
 
 int vmm_init(struct vmm *vmm, const char *kvm_path);
+/* The table of this VMM's clones in other processes, made at the first call; NULL if out of memory. */
+struct proc_clone_table *vmm_proc_clones(struct vmm *vmm);
 /* The MSRs worth saving on this host, probed on first use; NULL when that failed. */
 const struct msr_list *vmm_msr_list(struct vmm *vmm);
 /* Stops and destroys every VM. */
