@@ -309,6 +309,8 @@ Test(procfork, api_lists_and_stops_clone_processes, .timeout = 120)
 	cr_assert(strstr(out, "clones in their own processes"), "%s", out);
 	cr_assert(strstr(out, "\n1      0      running"), "idle clones run until stopped: %s", out);
 	cr_assert(strstr(out, "\n2      0      running"), "%s", out);
+	cr_assert_eq(PF_CLI(out, "info", "--api", sock, "--id", "1"), 0, "%s", out);
+	cr_assert(strstr(out, "state        running"), "GET /v1/vms/1: %s", out);
 	for (unsigned id = 1; id <= 2; id++) {
 		char ids[8];
 
@@ -316,6 +318,9 @@ Test(procfork, api_lists_and_stops_clone_processes, .timeout = 120)
 		cr_assert_eq(PF_CLI(out, "stop", "--api", sock, "--id", ids), 0, "%s", out);
 		cr_assert(strstr(out, "clone process"), "%s", out);
 		cr_assert(listed_as_stopped(sock, id, "exit status 143"), "clone %u: SIGTERM", id);
+		cr_assert_eq(PF_CLI(out, "info", "--api", sock, "--id", ids), 0, "%s", out);
+		cr_assert(strstr(out, "state        stopped") && strstr(out, "exit_status  143") &&
+			  strstr(out, "pid "), "GET /v1/vms/%u: %s", id, out);
 		cr_assert_eq(PF_CLI(out, "stop", "--api", sock, "--id", ids), 1, "%s", out);
 		cr_assert(strstr(out, "has ended"), "%s", out);
 	}

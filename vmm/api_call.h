@@ -38,8 +38,9 @@ struct vm *api_call_vm(struct api_call *c);
 /* Fork endpoints and clones in other processes (vmm/api_fork.c). */
 extern const char *const api_fork_fields[];
 void api_h_fork(struct api_call *c);
-/* Those clones, as GET /v1/vms lists them beside the VMs. */
+/* Those clones, as GET /v1/vms lists them beside the VMs; one of them, or NULL. */
 json_t *api_proc_clones_json(struct vmm *vmm);
+json_t *api_proc_clone_json(struct vmm *vmm, uint64_t id);
 /* Stop the process clone the path names; false when there is none (then nothing was answered). */
 bool api_stop_proc_clone(struct api_call *c);
 

@@ -15,26 +15,52 @@
 #include "vmm/vm.h"
 #include "vmm/vmm.h"
 
-/* The clones this VMM placed in other processes, running or ended. */
-json_t *api_proc_clones_json(struct vmm *vmm)
+static json_t *record_json(const struct proc_clone_record *r)
+{
+	json_t *o = json_pack("{s:I, s:I, s:I, s:s}", "id", (json_int_t)r->id, "parent_id",
+			      (json_int_t)r->parent_id, "pid", (json_int_t)r->pid, "state",
+			      r->running ? "running" : "stopped");
+
+	if (o && !r->running)
+		json_object_set_new(o, "exit_status", json_integer(r->status));
+	return o;
+}
+
+/* The records of this VMM's clones in other processes (malloc'd); how many in *n. */
+static struct proc_clone_record *records(struct vmm *vmm, unsigned *n)
 {
 	enum { MAX_LISTED = 4096 };
 	struct proc_clone_table *t = vmm_proc_clones(vmm);
 	struct proc_clone_record *r = t ? calloc(MAX_LISTED, sizeof(*r)) : NULL;
-	unsigned n = r ? proc_clones_list(t, r, MAX_LISTED) : 0;
+
+	*n = r ? proc_clones_list(t, r, MAX_LISTED) : 0;
+	return r;
+}
+
+/* The clones this VMM placed in other processes, running or ended. */
+json_t *api_proc_clones_json(struct vmm *vmm)
+{
+	unsigned n;
+	struct proc_clone_record *r = records(vmm, &n);
 	json_t *list = json_array();
 
-	for (unsigned i = 0; i < n; i++) {
-		json_t *o = json_pack("{s:I, s:I, s:I, s:s}", "id", (json_int_t)r[i].id, "parent_id",
-				      (json_int_t)r[i].parent_id, "pid", (json_int_t)r[i].pid,
-				      "state", r[i].running ? "running" : "stopped");
-
-		if (o && !r[i].running)
-			json_object_set_new(o, "exit_status", json_integer(r[i].status));
-		json_array_append_new(list, o);
-	}
+	for (unsigned i = 0; i < n; i++)
+		json_array_append_new(list, record_json(&r[i]));
 	free(r);
 	return list;
+}
+
+json_t *api_proc_clone_json(struct vmm *vmm, uint64_t id)
+{
+	unsigned n;
+	struct proc_clone_record *r = records(vmm, &n);
+	json_t *o = NULL;
+
+	for (unsigned i = 0; i < n && !o; i++)
+		if (r[i].id == id)
+			o = record_json(&r[i]);
+	free(r);
+	return o;
 }
 
 /* A clone in another process is stopped as its worker stops it: SIGTERM. */

@@ -142,8 +142,15 @@ static void h_list(struct api_call *c)
 
 static void h_get(struct api_call *c)
 {
-	struct vm *vm = api_call_vm(c);
+	struct vm *vm = vmm_get(c->vmm, c->id);
+	json_t *clone = vm ? NULL : api_proc_clone_json(c->vmm, c->id);
 
+	if (clone) {
+		api_reply(c, MHD_HTTP_OK, clone);
+		return;
+	}
+	if (!vm)
+		vm = api_call_vm(c); /* the 404 */
 	if (!vm)
 		return;
 	api_reply(c, MHD_HTTP_OK, vm_json(vm));
