@@ -74,12 +74,27 @@ static bool cmdline_seen(const char *out)
 	return p && (p[sizeof(want) - 1] == '\r' || p[sizeof(want) - 1] == '\n');
 }
 
-static bool early_boot_seen(const char *out)
+static char e820_lines[BOOT_E820_MAX][128];
+static int e820_count;
+
+/* Every e820 line we passed: the first alone would stop the wait before the rest were printed. */
+static bool all_e820_seen(const char *out)
 {
-	return strstr(out, "Linux version") && cmdline_seen(out) && strstr(out, "BIOS-e820:");
+	if (!e820_count)
+		e820_count = expected_e820(e820_lines, BOOT_E820_MAX);
+	for (int i = 0; i < e820_count; i++)
+		if (!strstr(out, e820_lines[i]))
+			return false;
+	return true;
 }
 
-static pid_t start_linux(const char *kernel, const char *console_path)
+static bool early_boot_seen(const char *out)
+{
+	return strstr(out, "Linux version") && cmdline_seen(out) && all_e820_seen(out);
+}
+
+/* vm-fork run of kernel, its console to console_path; with api, its API there and 2 warm shells. */
+static pid_t start_linux(const char *kernel, const char *console_path, const char *api)
 {
 	char console[4200];
 	pid_t pid;
@@ -90,7 +105,8 @@ static pid_t start_linux(const char *kernel, const char *console_path)
 		char *argv[] = {
 			strdup(harness_build_path("vm-fork")), "run", "--kernel", (char *)kernel,
 			"--initrd", strdup(harness_build_path("linux/initramfs.cpio.gz")),
-			"--mem", LINUX_MEM, "--cmdline", LINUX_CMDLINE, "--console", console, NULL,
+			"--mem", LINUX_MEM, "--cmdline", LINUX_CMDLINE, "--console", console,
+			api ? "--api" : NULL, (char *)api, "--shells", "2", NULL,
 		};
 		execv(argv[0], argv);
 		_exit(127);
@@ -133,7 +149,7 @@ Test(linux_boot, debian_kernel, .timeout = 150)
 	fd = mkstemp(path);
 	cr_assert(fd >= 0);
 	close(fd);
-	pid = start_linux(kernel, path);
+	pid = start_linux(kernel, path, NULL);
 	out = wait_for(pid, path, hw ? init_seen : early_boot_seen, 120);
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
@@ -146,6 +162,72 @@ Test(linux_boot, debian_kernel, .timeout = 150)
 		cr_expect(strstr(out, e820[i]) != NULL, "missing e820 line '%s'", e820[i]);
 	if (hw)
 		cr_expect(init_seen(out), "hardware KVM: the initramfs's init line never came");
+	free(out);
+	free(kernel);
+}
+
+/* Kernel log lines (they start with "[ "), the sign a kernel is running. */
+static unsigned kernel_lines(const char *out)
+{
+	unsigned n = 0;
+
+	for (const char *p = out; (p = strstr(p, "\n[ ")); p++)
+		n++;
+	return n;
+}
+
+static bool clone_booting(const char *out)
+{
+	return kernel_lines(out) >= 3;
+}
+
+static unsigned root_lines_at_fork;
+
+static bool root_went_on(const char *out)
+{
+	return kernel_lines(out) > root_lines_at_fork;
+}
+
+/*
+ * Linux forked mid-boot through the API, with warm shells (so the parent moves
+ * into one): the clone's own console goes on with the boot, and so does the
+ * parent's. On hardware KVM both reach the initramfs's init.
+ */
+Test(linux_boot, forked_mid_boot_both_go_on, .timeout = 200)
+{
+	char *kernel = find_kernel(), path[] = "/tmp/vm-fork-linux-XXXXXX", api[64], clone_log[96];
+	char cli_out[4096];
+	bool hw = !harness_slow_host();
+	char *out, *clone;
+	int fd;
+	pid_t pid;
+
+	SKIP_WITHOUT_KVM();
+	if (!kernel)
+		cr_skip_test("skipped: no /boot/vmlinuz-* (make test installs linux-image-amd64)");
+	fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	close(fd);
+	snprintf(api, sizeof(api), "%s.sock", path);
+	snprintf(clone_log, sizeof(clone_log), "%s.clone-1.log", api);
+	pid = start_linux(kernel, path, api);
+	out = wait_for(pid, path, early_boot_seen, 120);
+	cr_assert(early_boot_seen(out), "Linux never reached its e820 lines:\n%.3000s", out);
+	cr_assert_eq(harness_run_cli((char *const[]){ "vm-fork", "fork", "--api", api, NULL },
+				     cli_out, sizeof(cli_out), 30), 0, "%s", cli_out);
+	cr_expect(strstr(cli_out, "parent moved into a shell"), "%s", cli_out);
+	root_lines_at_fork = kernel_lines(out);
+	clone = wait_for(pid, clone_log, hw ? init_seen : clone_booting, 90);
+	free(out);
+	out = wait_for(pid, path, hw ? init_seen : root_went_on, 60);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	cr_log_info("fork: %sclone console:\n%.2000s", cli_out, clone);
+	cr_expect(hw ? init_seen(clone) : clone_booting(clone), "the clone's kernel did not go on");
+	cr_expect(hw ? init_seen(out) : root_went_on(out), "the parent's kernel did not go on");
+	unlink(path);
+	unlink(clone_log);
+	free(clone);
 	free(out);
 	free(kernel);
 }

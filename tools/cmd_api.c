@@ -235,10 +235,12 @@ static void print_fork(json_t *ans)
 	}
 	printf("forked VM %" JSON_INTEGER_FORMAT " into %zu clone(s) in %" JSON_INTEGER_FORMAT
 	       " us (parent paused %" JSON_INTEGER_FORMAT " us, %" JSON_INTEGER_FORMAT
-	       " pages copied)\n", json_integer_value(json_object_get(ans, "parent")),
+	       " pages copied%s)\n", json_integer_value(json_object_get(ans, "parent")),
 	       json_array_size(children), json_integer_value(json_object_get(stats, "total_us")),
 	       json_integer_value(json_object_get(stats, "paused_us")),
-	       json_integer_value(json_object_get(stats, "pages_copied")));
+	       json_integer_value(json_object_get(stats, "pages_copied")),
+	       json_is_true(json_object_get(stats, "parent_moved")) ? ", parent moved into a shell"
+								   : "");
 }
 
 static void print_answer(const struct api_cmd *cmd, const struct api_opts *o, json_t *ans)

@@ -146,7 +146,7 @@ static void fork_failed(struct api_call *c, struct vm *parent, unsigned count, i
 
 static json_t *fork_reply(uint64_t parent, json_t *list, const struct fork_stats *st)
 {
-	return json_pack("{s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+	return json_pack("{s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}}",
 			 "parent", (json_int_t)parent, "children", list, "stats",
 			 "paused_us", (json_int_t)(st->paused_ns / 1000),
 			 "total_us", (json_int_t)(st->total_ns / 1000),
@@ -154,7 +154,8 @@ static json_t *fork_reply(uint64_t parent, json_t *list, const struct fork_stats
 			 "capture_us", (json_int_t)(st->capture_ns / 1000),
 			 "children_us", (json_int_t)(st->children_ns / 1000),
 			 "pages_copied", (json_int_t)st->pages_copied,
-			 "from_shells", (json_int_t)st->from_shells);
+			 "from_shells", (json_int_t)st->from_shells,
+			 "parent_moved", st->moved);
 }
 
 static json_t *fork_json(uint64_t parent, struct vm **children, unsigned n,
