@@ -412,6 +412,17 @@ void vm_guest_fork(struct vm *vm, struct vcpu *self, uint64_t count)
 	}
 	children = calloc(count, sizeof(*children));
 	ret = children ? vm_pause_locked(vm, self) : -ENOMEM;
+	/*
+	 * Its first fork may move it into a shell, self included: this thread
+	 * then returns from its (completed) MMIO write onto the new vCPU, which
+	 * holds the state captured after it, as every child's does.
+	 */
+	if (!ret && !vm->mem.frozen) {
+		struct vm *shell = shell_pool_take_mapped(vm->vmm->shells, vm);
+
+		if (shell)
+			ret = move_paused(vm, shell, &st);
+	}
 	if (!ret) {
 		/* Children see FORK_RESULT 0 (set_identity); the parent sees the count. */
 		ret = fork_paused(&plan, &req, children, &st);

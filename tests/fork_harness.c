@@ -4,11 +4,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "snapshot/shells.h"
 #include "tests/fork_harness.h"
 #include "tests/harness.h"
 
 void fenv_boot(struct fork_env *env, const char *name, const char *cmdline, unsigned ncpus,
 	       uint64_t mem)
+{
+	fenv_boot_with_shells(env, name, cmdline, ncpus, mem, 0);
+}
+
+void fenv_boot_with_shells(struct fork_env *env, const char *name, const char *cmdline,
+			   unsigned ncpus, uint64_t mem, unsigned shells)
 {
 	char kernel[4096], console[32];
 	struct vm_config cfg = {
@@ -24,6 +31,12 @@ void fenv_boot(struct fork_env *env, const char *name, const char *cmdline, unsi
 	cr_assert_eq(vm_create(&env->root, &env->vmm.kvm, &cfg), 0);
 	cr_assert_eq(vm_boot(env->root, &cfg), 0);
 	cr_assert_eq(vmm_add(&env->vmm, env->root), 0);
+	if (shells) {
+		cr_assert_eq(shell_pool_create(&env->vmm.shells, &env->vmm.kvm, env->root->mem.size,
+					       env->root->ncpus, &env->root->cpuid_mask, shells), 0);
+		shell_pool_set_template(env->vmm.shells, &env->root->mem, NULL, 0);
+		cr_assert_eq(shell_pool_wait_full(env->vmm.shells, 20000), shells);
+	}
 	cr_assert_eq(vm_start(env->root), 0);
 }
 

@@ -17,6 +17,9 @@ struct fork_env {
 /* vmm_init + boot build/guest/NAME.elf as VM 0 and start it. */
 void fenv_boot(struct fork_env *env, const char *name, const char *cmdline, unsigned ncpus,
 	       uint64_t mem);
+/* The same with a pool of `shells` warm shells that premapped its RAM before it starts. */
+void fenv_boot_with_shells(struct fork_env *env, const char *name, const char *cmdline,
+			   unsigned ncpus, uint64_t mem, unsigned shells);
 void fenv_destroy(struct fork_env *env);
 /* Wait for the VM to stop (timeout_s); returns its exit status, -1 on a timeout. */
 int fenv_wait_exit(struct vm *vm, unsigned timeout_s);

@@ -272,16 +272,19 @@ Test(fork_proof, writes_since_last_fork_reach_new_child, .timeout = 60)
 	fenv_destroy(&env);
 }
 
-static void fork_tree(unsigned depth, unsigned fanout, unsigned expect_vms)
+/* A guest-driven fork tree; with shells, the root's first fork moves it into one. */
+static void fork_tree(unsigned depth, unsigned fanout, unsigned expect_vms, unsigned shells)
 {
 	char cmdline[64];
 	struct vm *vms[MAX_VMS];
 	uint64_t paths[MAX_VMS];
 	unsigned n, leaves = 0;
+	uint8_t *ram_at_boot;
 
 	SKIP_WITHOUT_KVM();
 	snprintf(cmdline, sizeof(cmdline), "depth=%u fanout=%u", depth, fanout);
-	fenv_boot(&env, "fork_tree", cmdline, 1, 32 * MiB);
+	fenv_boot_with_shells(&env, "fork_tree", cmdline, 1, 32 * MiB, shells);
+	ram_at_boot = env.root->mem.host;
 	for (unsigned i = 0; i < 200 && vmm_list(&env.vmm, NULL, 0) < expect_vms; i++)
 		sleep_us(50000);
 	wait_all(120);
@@ -312,16 +315,24 @@ static void fork_tree(unsigned depth, unsigned fanout, unsigned expect_vms)
 	for (unsigned i = 0; i < n; i++)
 		vmm_put(&env.vmm, vms[i]);
 	cr_assert_eq(leaves, expect_vms - (expect_vms - 1) / fanout, "leaves");
+	/* A move gives the root the shell's RAM mapping; freezing in place keeps its own. */
+	cr_assert_eq(env.root->mem.host != ram_at_boot, shells > 0, "the root moved: %d",
+		     env.root->mem.host != ram_at_boot);
 	fenv_destroy(&env);
 }
 
 Test(fork_proof, guest_fork_tree_depth_four, .timeout = 240)
 {
-	fork_tree(4, 2, 31);
+	fork_tree(4, 2, 31, 0);
 }
 
 /* 15: the guest's path keeps a CHILD_INDEX in 4 bits; the host-driven fan-out test does 16. */
 Test(fork_proof, guest_fork_fan_out_fifteen, .timeout = 240)
 {
-	fork_tree(1, 15, 16);
+	fork_tree(1, 15, 16, 0);
+}
+
+Test(fork_proof, guest_fork_tree_after_a_move_into_a_shell, .timeout = 240)
+{
+	fork_tree(3, 2, 15, 4);
 }
