@@ -101,12 +101,14 @@ enum bench_target_kind {
 	TARGET_FLAT_MAX,    /* p50 at the largest size / p50 at the smallest <= limit */
 	TARGET_EXCESS_MAX,  /* p50 - p50 of row2 <= limit at every size both have */
 	TARGET_P50_MIN,     /* p50 >= limit at every measured size */
+	TARGET_SPEEDUP_MIN, /* p50 of row2 / p50 >= limit: row is that many times faster */
 };
 
 struct bench_target {
 	enum bench_target_kind kind;
-	int row, row2;      /* row2: TARGET_EXCESS_MAX only */
+	int row, row2;      /* row2: TARGET_EXCESS_MAX and TARGET_SPEEDUP_MIN only */
 	double limit;       /* in the row's unit, or a plain ratio */
+	uint64_t at_size;   /* bytes: judged at that size only; 0: at every size */
 };
 
 extern const struct bench_target bench_targets[];

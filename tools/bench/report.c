@@ -101,7 +101,7 @@ static bool target_value(const struct bench_ctx *ctx, const struct bench_target 
 	const struct bench_cell *c = &ctx->res.cell[t->row][si];
 	const struct bench_cell *c2 = t->row2 >= 0 ? &ctx->res.cell[t->row2][si] : NULL;
 
-	if (!c->done)
+	if (!c->done || (t->at_size && ctx->cfg->sizes[si] != t->at_size))
 		return false;
 	switch (t->kind) {
 	case TARGET_RATIO_MAX:
@@ -112,6 +112,11 @@ static bool target_value(const struct bench_ctx *ctx, const struct bench_target 
 			return false;
 		*v = c->p50 - c2->p50;
 		return true;
+	case TARGET_SPEEDUP_MIN:
+		if (!c2 || !c2->done || c->p50 <= 0)
+			return false;
+		*v = c2->p50 / c->p50;
+		return true;
 	default:
 		*v = c->p50;
 		return true;
@@ -120,7 +125,8 @@ static bool target_value(const struct bench_ctx *ctx, const struct bench_target 
 
 static bool target_ok(const struct bench_target *t, double v)
 {
-	return t->kind == TARGET_P50_MIN ? v >= t->limit : v <= t->limit;
+	return t->kind == TARGET_P50_MIN || t->kind == TARGET_SPEEDUP_MIN ? v >= t->limit
+									  : v <= t->limit;
 }
 
 /* p50 at the largest measured size over p50 at the smallest; 0 when fewer than 2. */
@@ -166,6 +172,15 @@ static void target_text(const struct bench_target *t, char *buf, size_t len)
 	case TARGET_P50_MIN:
 		snprintf(buf, len, "%s >= %g", name, t->limit);
 		break;
+	case TARGET_SPEEDUP_MIN:
+		snprintf(buf, len, "%s / %s >= %g", bench_rows[t->row2].name, name, t->limit);
+		break;
+	}
+	if (t->at_size) {
+		char sz[16];
+		size_t used = strlen(buf);
+
+		snprintf(buf + used, len - used, " at %s", size_str(t->at_size, sz, sizeof(sz)));
 	}
 }
 
