@@ -3,9 +3,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <fcntl.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tests/harness.h"
 #include "vmm/layout.h"
 #include "vmm/memory.h"
 
@@ -98,4 +101,51 @@ Test(memory, file_backing)
 	close(fd);
 	unlink(path);
 	cr_assert_eq(guest_mem_create(&m, 32 * MiB, "/nonexistent-dir/ram"), -ENOENT);
+}
+
+/*
+ * The dirty log's runs: across bitmap words, a whole word, and across the
+ * two regions, whose file offsets meet (3 GiB of RAM below the hole, 4 MiB
+ * above 4 GiB). The VMM's writes (guest_write) are what is logged here.
+ */
+Test(memory, dirty_log_runs)
+{
+	static const uint64_t pages[] = { 0, 1, 2, 63, 64, 65 };
+	const uint64_t low_end = 3 * GiB, size = 3 * GiB + 4 * MiB;
+	struct mem_ranges r = { 0 };
+	struct guest_mem m;
+	uint8_t byte = 1;
+	int kvm, vm;
+
+	SKIP_WITHOUT_KVM();
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	cr_assert_geq(vm, 0);
+	cr_assert_eq(guest_mem_create(&m, size, NULL), 0);
+	cr_assert_eq(m.nregions, 2);
+	cr_assert_eq(guest_mem_register(&m, vm), 0);
+	cr_assert_eq(guest_mem_log_dirty(&m, vm, true), 0);
+	for (unsigned i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
+		cr_assert_eq(guest_write(&m, pages[i] * PAGE_SIZE, &byte, 1), 0);
+	for (uint64_t p = 128; p < 192; p++)
+		cr_assert_eq(guest_write(&m, p * PAGE_SIZE, &byte, 1), 0);
+	cr_assert_eq(guest_write(&m, low_end - 2, "ab", 2), 0);
+	cr_assert_eq(guest_write(&m, LAYOUT_HIGH_RAM + 4096 - 1, "cd", 2), 0, "two pages at 4 GiB");
+	cr_assert_eq(guest_mem_take_dirty(&m, vm, &r), 0);
+	cr_assert_eq(r.n, 4, "%u runs", r.n);
+	cr_assert_eq(r.r[0].off, 0);
+	cr_assert_eq(r.r[0].len, 3 * PAGE_SIZE);
+	cr_assert_eq(r.r[1].off, 63 * PAGE_SIZE);
+	cr_assert_eq(r.r[1].len, 3 * PAGE_SIZE, "63..65 across the word boundary");
+	cr_assert_eq(r.r[2].off, 128 * PAGE_SIZE);
+	cr_assert_eq(r.r[2].len, 64 * PAGE_SIZE, "a whole word");
+	cr_assert_eq(r.r[3].off, low_end - PAGE_SIZE);
+	cr_assert_eq(r.r[3].len, 3 * PAGE_SIZE, "the last low page and the first two high ones");
+	cr_assert_eq(r.pages, 3 + 3 + 64 + 3);
+	cr_assert_eq(guest_mem_take_dirty(&m, vm, &r), 0);
+	cr_assert_eq(r.n, 0, "a look clears the log");
+	mem_ranges_free(&r);
+	guest_mem_destroy(&m);
+	close(vm);
+	close(kvm);
 }
