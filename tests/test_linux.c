@@ -189,6 +189,30 @@ static bool root_went_on(const char *out)
 }
 
 /*
+ * Whether the VMM's 2 warm shells are ready and hold its RAM (GET /v1/info,
+ * with curl): they are made at idle priority, so on a busy host that can
+ * take a while after the guest started.
+ */
+static bool shells_ready(const char *api, unsigned secs)
+{
+	char cmd[256], buf[512];
+
+	snprintf(cmd, sizeof(cmd), "curl -s --unix-socket %s http://localhost/v1/info", api);
+	for (unsigned i = 0; i < secs * 4; i++) {
+		FILE *p = popen(cmd, "r");
+		size_t n = p ? fread(buf, 1, sizeof(buf) - 1, p) : 0;
+
+		if (p)
+			pclose(p);
+		buf[n] = 0;
+		if (strstr(buf, "\"ready\":2,\"prepared\":2"))
+			return true;
+		usleep(250000);
+	}
+	return false;
+}
+
+/*
  * Linux forked mid-boot through the API, with warm shells (so the parent moves
  * into one): the clone's own console goes on with the boot, and so does the
  * parent's. On hardware KVM both reach the initramfs's init.
@@ -213,6 +237,7 @@ Test(linux_boot, forked_mid_boot_both_go_on, .timeout = 200)
 	pid = start_linux(kernel, path, api);
 	out = wait_for(pid, path, early_boot_seen, 120);
 	cr_assert(early_boot_seen(out), "Linux never reached its e820 lines:\n%.3000s", out);
+	cr_assert(shells_ready(api, 60), "the warm shells never got ready");
 	cr_assert_eq(harness_run_cli((char *const[]){ "vm-fork", "fork", "--api", api, NULL },
 				     cli_out, sizeof(cli_out), 30), 0, "%s", cli_out);
 	cr_expect(strstr(cli_out, "parent moved into a shell"), "%s", cli_out);
