@@ -135,13 +135,11 @@ static bool init_seen(const char *out)
 	return strstr(out, INIT_LINE) != NULL;
 }
 
-Test(linux_boot, debian_kernel, .timeout = 150)
+/* The kernel to boot, and a new empty file at path for its console; skips the test without them. */
+static char *kernel_and_console(char *path)
 {
-	char *kernel = find_kernel(), path[] = "/tmp/vm-fork-linux-XXXXXX", e820[BOOT_E820_MAX][128];
-	bool hw = !harness_slow_host();
-	int fd, n;
-	pid_t pid;
-	char *out;
+	char *kernel = find_kernel();
+	int fd;
 
 	SKIP_WITHOUT_KVM();
 	if (!kernel)
@@ -149,6 +147,17 @@ Test(linux_boot, debian_kernel, .timeout = 150)
 	fd = mkstemp(path);
 	cr_assert(fd >= 0);
 	close(fd);
+	return kernel;
+}
+
+Test(linux_boot, debian_kernel, .timeout = 150)
+{
+	char path[] = "/tmp/vm-fork-linux-XXXXXX", e820[BOOT_E820_MAX][128];
+	char *kernel = kernel_and_console(path), *out;
+	bool hw = !harness_slow_host();
+	pid_t pid;
+	int n;
+
 	pid = start_linux(kernel, path, NULL);
 	out = wait_for(pid, path, hw ? init_seen : early_boot_seen, 120);
 	kill(pid, SIGTERM);
@@ -219,19 +228,11 @@ static bool shells_ready(const char *api, unsigned secs)
  */
 Test(linux_boot, forked_mid_boot_both_go_on, .timeout = 200)
 {
-	char *kernel = find_kernel(), path[] = "/tmp/vm-fork-linux-XXXXXX", api[64], clone_log[96];
-	char cli_out[4096];
+	char path[] = "/tmp/vm-fork-linux-XXXXXX", api[64], clone_log[96], cli_out[4096];
+	char *kernel = kernel_and_console(path), *out, *clone;
 	bool hw = !harness_slow_host();
-	char *out, *clone;
-	int fd;
 	pid_t pid;
 
-	SKIP_WITHOUT_KVM();
-	if (!kernel)
-		cr_skip_test("skipped: no /boot/vmlinuz-* (make test installs linux-image-amd64)");
-	fd = mkstemp(path);
-	cr_assert(fd >= 0);
-	close(fd);
 	snprintf(api, sizeof(api), "%s.sock", path);
 	snprintf(clone_log, sizeof(clone_log), "%s.clone-1.log", api);
 	pid = start_linux(kernel, path, api);
