@@ -136,8 +136,55 @@ void vm_drop_cached_state(struct vm *vm)
 	vm->fork_cache = NULL;
 }
 
-/* Capture the paused parent once; its memory first (freezing takes its writes into the base). */
-static int capture(struct fork_plan *plan, struct fork_stats *st)
+/* Names a captured state for the shell pool. */
+static uint64_t new_serial(struct vmm *vmm)
+{
+	return __atomic_add_fetch(&vmm->next_serial, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * The first fork of a VM whose RAM a warm shell has premapped: rather than
+ * remapping the VM's own RAM MAP_PRIVATE (KVM then zaps everything the guest
+ * had mapped, in proportion to the pages it touched), its state is loaded
+ * into the shell, whose machine it takes (vm_take_machine()). The state
+ * captured for that is what its children get; it owns no pages yet.
+ * On failure the parent is as it was and shell is gone.
+ */
+static int move_into_shell(struct vm *parent, struct vm *shell, struct vm_capture *cap)
+{
+	const struct msr_list *msrs = vmm_msr_list(parent->vmm);
+	int ret;
+
+	memset(cap, 0, sizeof(*cap));
+	ret = msrs ? vm_snapshot_capture(parent, msrs, &cap->state) : -EINVAL;
+	if (!ret)
+		ret = vm_snapshot_load(shell, &cap->state);
+	if (ret < 0) {
+		vm_capture_free(cap);
+		vm_destroy(shell);
+		return ret;
+	}
+	vm_take_machine(parent, shell);
+	return 0;
+}
+
+/* Capture the paused parent: by moving it into shell when there is one (and that works). */
+static int capture_or_move(struct vm *parent, struct vm *shell, bool keep_data,
+			   struct vm_capture *cap, struct fork_stats *st)
+{
+	if (shell && move_into_shell(parent, shell, cap) == 0) {
+		st->moved = true;
+		return 0;
+	}
+	return vm_capture(parent, keep_data, cap);
+}
+
+/*
+ * Capture the paused parent once; its memory first (freezing takes its writes
+ * into the base). shell: see capture_or_move() (never with a cache: a cache
+ * exists only once the RAM is frozen, and shells are taken only before).
+ */
+static int capture(struct fork_plan *plan, struct fork_stats *st, struct vm *shell)
 {
 	struct vm *parent = plan->parent;
 	struct fork_cache *c = parent->fork_cache;
@@ -145,15 +192,17 @@ static int capture(struct fork_plan *plan, struct fork_stats *st)
 
 	if (!c) {
 		c = calloc(1, sizeof(*c));
-		if (!c)
+		if (!c) {
+			vm_destroy(shell);
 			return -ENOMEM;
-		ret = vm_capture(parent, false, &c->cap);
+		}
+		ret = capture_or_move(parent, shell, false, &c->cap, st);
 		st->freeze_ns += c->cap.freeze_ns;
 		if (ret < 0) {
 			free(c);
 			return ret;
 		}
-		c->serial = __atomic_add_fetch(&parent->vmm->next_serial, 1, __ATOMIC_RELAXED);
+		c->serial = new_serial(parent->vmm);
 		parent->fork_cache = c;
 	}
 	plan->snap = &c->cap.state;
@@ -212,71 +261,15 @@ static int make_children(struct fork_plan *plan, const struct fork_request *req,
 	return ret;
 }
 
-/* The parent is paused (every vCPU parked, exits completed). */
+/* The parent is paused (every vCPU parked, exits completed); shell: capture_or_move(). */
 static int fork_paused(struct fork_plan *plan, const struct fork_request *req,
-		       struct vm **children, struct fork_stats *st)
+		       struct vm **children, struct fork_stats *st, struct vm *shell)
 {
 	uint64_t t = now_ns(), frozen_before = st->freeze_ns;
-	int ret = capture(plan, st);
+	int ret = capture(plan, st, shell);
 
 	st->capture_ns = now_ns() - t - (st->freeze_ns - frozen_before);
 	return ret < 0 ? ret : make_children(plan, req, children, st);
-}
-
-/*
- * The first fork of a VM whose RAM a warm shell has premapped: rather than
- * remapping the VM's own RAM MAP_PRIVATE (KVM then zaps everything the guest
- * had mapped, in proportion to the pages it touched), its state is loaded
- * into the shell, whose machine it takes (vm_take_machine()). The state
- * captured for that is what its children get; it owns no pages yet.
- * On failure the parent is as it was and shell is gone.
- */
-static int move_into_shell(struct vm *parent, struct vm *shell, struct vm_capture *cap)
-{
-	const struct msr_list *msrs = vmm_msr_list(parent->vmm);
-	int ret;
-
-	memset(cap, 0, sizeof(*cap));
-	ret = msrs ? vm_snapshot_capture(parent, msrs, &cap->state) : -EINVAL;
-	if (!ret)
-		ret = vm_snapshot_load(shell, &cap->state);
-	if (ret < 0) {
-		vm_capture_free(cap);
-		vm_destroy(shell);
-		return ret;
-	}
-	vm_take_machine(parent, shell);
-	return 0;
-}
-
-/* Capture the paused parent: by moving it into shell when there is one. */
-static int capture_or_move(struct vm *parent, struct vm *shell, struct vm_capture *cap,
-			   struct fork_stats *st)
-{
-	if (shell && move_into_shell(parent, shell, cap) == 0) {
-		st->moved = true;
-		return 0;
-	}
-	return vm_capture(parent, true, cap);
-}
-
-/* A paused parent that moved keeps the moved state, as capture() would have kept it. */
-static int move_paused(struct vm *parent, struct vm *shell, struct fork_stats *st)
-{
-	struct fork_cache *c = calloc(1, sizeof(*c));
-
-	if (!c) {
-		vm_destroy(shell);
-		return -ENOMEM;
-	}
-	if (move_into_shell(parent, shell, &c->cap) < 0) {
-		free(c); /* the parent is as it was: capture() freezes it in place */
-		return 0;
-	}
-	st->moved = true;
-	c->serial = __atomic_add_fetch(&parent->vmm->next_serial, 1, __ATOMIC_RELAXED);
-	parent->fork_cache = c;
-	return 0;
 }
 
 /*
@@ -291,7 +284,7 @@ static int fork_then_resume(struct fork_plan *plan, const struct fork_request *r
 	struct vm *parent = plan->parent;
 	struct vm_capture cap;
 	uint64_t t = now_ns();
-	int ret = capture_or_move(parent, shell, &cap, st);
+	int ret = capture_or_move(parent, shell, true, &cap, st);
 
 	st->freeze_ns += cap.freeze_ns;
 	st->capture_ns = now_ns() - t - cap.freeze_ns;
@@ -302,7 +295,7 @@ static int fork_then_resume(struct fork_plan *plan, const struct fork_request *r
 	plan->snap = &cap.state;
 	plan->private_pages = &cap.pages;
 	plan->kept = &cap;
-	plan->serial = __atomic_add_fetch(&parent->vmm->next_serial, 1, __ATOMIC_RELAXED);
+	plan->serial = new_serial(parent->vmm);
 	st->pages_copied = cap.pages.pages;
 	ret = make_children(plan, req, children, st);
 	vm_capture_free(&cap);
@@ -377,10 +370,8 @@ int vm_fork(struct vm *parent, const struct fork_request *req, struct vm **child
 	if (!ret && was_running && req->resume_parent) {
 		ret = fork_then_resume(&plan, req, children, &st, t_pause, shell);
 	} else {
-		if (!ret && shell)
-			ret = move_paused(parent, shell, &st);
 		if (!ret)
-			ret = fork_paused(&plan, req, children, &st);
+			ret = fork_paused(&plan, req, children, &st, shell);
 		if (was_running && (req->resume_parent || ret < 0))
 			vm_resume_locked(parent);
 		else if (!ret)
@@ -417,15 +408,11 @@ void vm_guest_fork(struct vm *vm, struct vcpu *self, uint64_t count)
 	 * then returns from its (completed) MMIO write onto the new vCPU, which
 	 * holds the state captured after it, as every child's does.
 	 */
-	if (!ret && !vm->mem.frozen) {
-		struct vm *shell = shell_pool_take_mapped(vm->vmm->shells, vm);
-
-		if (shell)
-			ret = move_paused(vm, shell, &st);
-	}
 	if (!ret) {
+		struct vm *shell = vm->mem.frozen ? NULL : shell_pool_take_mapped(vm->vmm->shells, vm);
+
 		/* Children see FORK_RESULT 0 (set_identity); the parent sees the count. */
-		ret = fork_paused(&plan, &req, children, &st);
+		ret = fork_paused(&plan, &req, children, &st, shell);
 		ctl_set_fork_result(&vm->ctl, ret < 0 ? ret : (int64_t)count,
 				    ret < 0 ? 0 : plan.first_id);
 		for (unsigned i = 0; !ret && i < count; i++)
@@ -447,7 +434,7 @@ int fork_capture(struct vm *parent, struct vm_snapshot **snap, struct mem_ranges
 
 	if (!parent->vmm || vm_run_state(parent) != VM_STATE_PAUSED)
 		return -EINVAL;
-	ret = capture(&plan, st);
+	ret = capture(&plan, st, NULL);
 	st->capture_ns = now_ns() - t - st->freeze_ns;
 	if (ret < 0)
 		return ret;
