@@ -56,7 +56,7 @@ int vm_mark_reset_point_locked(struct vm *vm)
 	if (!ret)
 		ret = map_base(vm, rp);
 	if (!ret)
-		ret = guest_mem_log_dirty(&vm->mem, vm->fd, true);
+		ret = guest_mem_log_dirty(&vm->mem, vm->fd);
 	if (ret < 0) {
 		vm_capture_free(&rp->cap);
 		if (rp->base)

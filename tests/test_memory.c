@@ -124,7 +124,7 @@ Test(memory, dirty_log_runs)
 	cr_assert_eq(guest_mem_create(&m, size, NULL), 0);
 	cr_assert_eq(m.nregions, 2);
 	cr_assert_eq(guest_mem_register(&m, vm), 0);
-	cr_assert_eq(guest_mem_log_dirty(&m, vm, true), 0);
+	cr_assert_eq(guest_mem_log_dirty(&m, vm), 0);
 	for (unsigned i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
 		cr_assert_eq(guest_write(&m, pages[i] * PAGE_SIZE, &byte, 1), 0);
 	for (uint64_t p = 128; p < 192; p++)

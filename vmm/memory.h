@@ -104,9 +104,10 @@ void mem_ranges_free(struct mem_ranges *ranges);
  * Dirty logging (vmm/memory_dirty.c): which pages were written since the
  * last look, by the guest (KVM's dirty log of the memory slots) or by the
  * VMM (guest_write() sets a bit of its own). Turning it on registers the
- * slots again with KVM_MEM_LOG_DIRTY_PAGES and starts with nothing dirty.
+ * slots again with KVM_MEM_LOG_DIRTY_PAGES and starts with nothing dirty
+ * (again, when it was on already); it stays on for the VM's life.
  */
-int guest_mem_log_dirty(struct guest_mem *mem, int vm_fd, bool on);
+int guest_mem_log_dirty(struct guest_mem *mem, int vm_fd);
 /* The pages written since the last call (or since logging began) into out, emptied first. */
 int guest_mem_take_dirty(struct guest_mem *mem, int vm_fd, struct mem_ranges *out);
 /* Copy those ranges from src into dst (both map the same base). */

@@ -19,25 +19,25 @@ static uint64_t bitmap_words(const struct guest_mem *mem)
 	return (mem->size / PAGE_SIZE + 63) / 64;
 }
 
-int guest_mem_log_dirty(struct guest_mem *mem, int vm_fd, bool on)
+int guest_mem_log_dirty(struct guest_mem *mem, int vm_fd)
 {
 	struct mem_ranges discard = { 0 };
 	int ret;
 
-	if (on && !mem->host_dirty) {
+	if (!mem->host_dirty) {
 		/* The VMM's bits, then room for KVM's, so a look allocates nothing. */
 		mem->host_dirty = calloc(2 * bitmap_words(mem), sizeof(uint64_t));
 		if (!mem->host_dirty)
 			return -ENOMEM;
 	}
-	mem->slot_flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+	mem->slot_flags = KVM_MEM_LOG_DIRTY_PAGES;
 	ret = guest_mem_register(mem, vm_fd);
-	if (ret < 0 || !on) {
+	if (ret < 0) {
+		/* Back to unlogged slots, as before. */
 		mem->slot_flags = 0;
 		free(mem->host_dirty);
 		mem->host_dirty = NULL;
-		if (ret < 0 && on)
-			guest_mem_register(mem, vm_fd);
+		guest_mem_register(mem, vm_fd);
 		return ret;
 	}
 	/* From now on: what KVM logged before (a mark made earlier) does not count. */
@@ -46,8 +46,8 @@ int guest_mem_log_dirty(struct guest_mem *mem, int vm_fd, bool on)
 	return ret;
 }
 
-/* Runs of set bits in words [0, n) of a page bitmap whose bit 0 is the page at base_off. */
-static int add_runs(struct mem_ranges *out, const uint64_t *bits, uint64_t n, uint64_t base_off)
+/* Runs of set bits in words [0, n) of a page bitmap (bit 0: the RAM's first page). */
+static int add_runs(struct mem_ranges *out, const uint64_t *bits, uint64_t n)
 {
 	int ret = 0;
 
@@ -59,7 +59,7 @@ static int add_runs(struct mem_ranges *out, const uint64_t *bits, uint64_t n, ui
 			uint64_t from_bit = word >> bit;
 			unsigned len = from_bit == ~0ULL ? 64 : (unsigned)__builtin_ctzll(~from_bit);
 
-			ret = mem_ranges_add(out, base_off + (w * 64 + bit) * PAGE_SIZE, len * PAGE_SIZE);
+			ret = mem_ranges_add(out, (w * 64 + bit) * PAGE_SIZE, len * PAGE_SIZE);
 			word = len + bit >= 64 ? 0 : word & ~(((1ULL << len) - 1) << bit);
 		}
 	}
@@ -91,5 +91,5 @@ int guest_mem_take_dirty(struct guest_mem *mem, int vm_fd, struct mem_ranges *ou
 		bits[w] |= mem->host_dirty[w];
 		mem->host_dirty[w] = 0;
 	}
-	return ret ? ret : add_runs(out, bits, words, 0);
+	return ret ? ret : add_runs(out, bits, words);
 }
