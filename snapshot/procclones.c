@@ -60,6 +60,7 @@ static void *wait_clone(void *arg)
 	struct proc_clone_table *t = w->t;
 	siginfo_t info = { 0 };
 	uint64_t id;
+	int status;
 	pid_t pid;
 
 	pthread_mutex_lock(&t->lock);
@@ -68,14 +69,15 @@ static void *wait_clone(void *arg)
 	pthread_mutex_unlock(&t->lock);
 	while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) < 0 && errno == EINTR)
 		;
+	status = info.si_pid ? status_of(&info) : -1;
 	pthread_mutex_lock(&t->lock);
 	t->r[w->index].running = false;
-	t->r[w->index].status = info.si_pid ? status_of(&info) : -1;
+	t->r[w->index].status = status;
 	pthread_mutex_unlock(&t->lock);
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
 	pr_info("clone %llu (process %d) ended with status %d", (unsigned long long)id, (int)pid,
-		info.si_pid ? status_of(&info) : -1);
+		status);
 	free(w);
 	proc_clones_put(t);
 	return NULL;
@@ -142,16 +144,34 @@ unsigned proc_clones_list(struct proc_clone_table *t, struct proc_clone_record *
 	return n;
 }
 
-int proc_clones_signal(struct proc_clone_table *t, uint64_t id, int sig)
+static struct proc_clone_record *find_locked(struct proc_clone_table *t, uint64_t id)
 {
-	int ret = -ENOENT;
+	for (unsigned i = 0; i < t->n; i++)
+		if (t->r[i].id == id)
+			return &t->r[i];
+	return NULL;
+}
+
+bool proc_clones_get(struct proc_clone_table *t, uint64_t id, struct proc_clone_record *out)
+{
+	struct proc_clone_record *r;
 
 	pthread_mutex_lock(&t->lock);
-	for (unsigned i = 0; i < t->n && ret == -ENOENT; i++) {
-		if (t->r[i].id != id)
-			continue;
-		ret = !t->r[i].running ? -ESRCH : kill(t->r[i].pid, sig) < 0 ? -errno : 0;
-	}
+	r = find_locked(t, id);
+	if (r)
+		*out = *r;
+	pthread_mutex_unlock(&t->lock);
+	return r != NULL;
+}
+
+int proc_clones_signal(struct proc_clone_table *t, uint64_t id, int sig)
+{
+	struct proc_clone_record *r;
+	int ret;
+
+	pthread_mutex_lock(&t->lock);
+	r = find_locked(t, id);
+	ret = !r ? -ENOENT : !r->running ? -ESRCH : kill(r->pid, sig) < 0 ? -errno : 0;
 	pthread_mutex_unlock(&t->lock);
 	return ret;
 }

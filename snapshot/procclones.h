@@ -28,6 +28,8 @@ void proc_clones_put(struct proc_clone_table *t);
 /* Record a clone process and wait for it (reaping it) on a thread of its own. */
 int proc_clones_track(struct proc_clone_table *t, const struct proc_clone *clone,
 		      uint64_t parent_id);
+/* The record of clone id into *out; false when there is none. */
+bool proc_clones_get(struct proc_clone_table *t, uint64_t id, struct proc_clone_record *out);
 /* Up to max records, in the order the clones were made; returns how many. */
 unsigned proc_clones_list(struct proc_clone_table *t, struct proc_clone_record *out,
 			  unsigned max);

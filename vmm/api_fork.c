@@ -26,22 +26,13 @@ static json_t *record_json(const struct proc_clone_record *r)
 	return o;
 }
 
-/* The records of this VMM's clones in other processes (malloc'd); how many in *n. */
-static struct proc_clone_record *records(struct vmm *vmm, unsigned *n)
+/* The clones this VMM placed in other processes, running or ended. */
+json_t *api_proc_clones_json(struct vmm *vmm)
 {
 	enum { MAX_LISTED = 4096 };
 	struct proc_clone_table *t = vmm_proc_clones(vmm);
 	struct proc_clone_record *r = t ? calloc(MAX_LISTED, sizeof(*r)) : NULL;
-
-	*n = r ? proc_clones_list(t, r, MAX_LISTED) : 0;
-	return r;
-}
-
-/* The clones this VMM placed in other processes, running or ended. */
-json_t *api_proc_clones_json(struct vmm *vmm)
-{
-	unsigned n;
-	struct proc_clone_record *r = records(vmm, &n);
+	unsigned n = r ? proc_clones_list(t, r, MAX_LISTED) : 0;
 	json_t *list = json_array();
 
 	for (unsigned i = 0; i < n; i++)
@@ -52,15 +43,10 @@ json_t *api_proc_clones_json(struct vmm *vmm)
 
 json_t *api_proc_clone_json(struct vmm *vmm, uint64_t id)
 {
-	unsigned n;
-	struct proc_clone_record *r = records(vmm, &n);
-	json_t *o = NULL;
+	struct proc_clone_table *t = vmm_proc_clones(vmm);
+	struct proc_clone_record r;
 
-	for (unsigned i = 0; i < n && !o; i++)
-		if (r[i].id == id)
-			o = record_json(&r[i]);
-	free(r);
-	return o;
+	return t && proc_clones_get(t, id, &r) ? record_json(&r) : NULL;
 }
 
 /* A clone in another process is stopped as its worker stops it: SIGTERM. */
