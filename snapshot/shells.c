@@ -219,6 +219,17 @@ static bool same_file(int fd, dev_t dev, ino_t ino)
 	return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
 }
 
+/* Under the lock: ready shell i leaves the pool (the refill thread is told). */
+static struct shell take_locked(struct shell_pool *p, unsigned i)
+{
+	struct shell s = p->ready[i];
+
+	p->ready[i] = p->ready[--p->nready];
+	__atomic_store_n(&p->last_take_ns, now_ns(), __ATOMIC_RELAXED);
+	pthread_cond_broadcast(&p->changed);
+	return s;
+}
+
 struct vm *shell_pool_take(struct shell_pool *p, const struct vm *parent, uint64_t serial,
 			   struct shell_fit *fit)
 {
@@ -234,12 +245,8 @@ struct vm *shell_pool_take(struct shell_pool *p, const struct vm *parent, uint64
 		if (serial && p->ready[i].serial == serial)
 			break; /* fully prepared for this parent */
 	}
-	if (best >= 0) {
-		__atomic_store_n(&p->last_take_ns, now_ns(), __ATOMIC_RELAXED);
-		s = p->ready[best];
-		p->ready[best] = p->ready[--p->nready];
-		pthread_cond_broadcast(&p->changed);
-	}
+	if (best >= 0)
+		s = take_locked(p, (unsigned)best);
 	pthread_mutex_unlock(&p->lock);
 	if (best < 0)
 		return NULL;
@@ -261,10 +268,7 @@ struct vm *shell_pool_take_mapped(struct shell_pool *p, const struct vm *parent)
 
 		if (!s->mapped || s->serial || s->base_dev != st.st_dev || s->base_ino != st.st_ino)
 			continue;
-		vm = s->vm;
-		p->ready[i] = p->ready[--p->nready];
-		__atomic_store_n(&p->last_take_ns, now_ns(), __ATOMIC_RELAXED);
-		pthread_cond_broadcast(&p->changed);
+		vm = take_locked(p, i).vm;
 	}
 	pthread_mutex_unlock(&p->lock);
 	return vm;
