@@ -235,12 +235,8 @@ Test(fork, moves_into_shells_leak_nothing, .timeout = 120)
 		struct fork_stats st;
 		struct vm *kid;
 
-		fenv_boot(&env, "idle", NULL, 1, 64 * MiB);
+		fenv_boot_with_shells(&env, "idle", NULL, 1, 64 * MiB, 2);
 		cr_assert(fenv_wait_reports(env.root, 1, 10));
-		cr_assert_eq(shell_pool_create(&env.vmm.shells, &env.vmm.kvm, env.root->mem.size, 1,
-					       &env.root->cpuid_mask, 2), 0);
-		shell_pool_set_template(env.vmm.shells, &env.root->mem, NULL, 0);
-		cr_assert_eq(shell_pool_wait_full(env.vmm.shells, 10000), 2);
 		cr_assert_eq(vm_fork(env.root, &req, &kid, &st), 0);
 		cr_assert(st.moved, "round %u: the parent moved into a shell", i);
 		vmm_put(&env.vmm, kid);

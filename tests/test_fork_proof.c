@@ -10,7 +10,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "snapshot/shells.h"
 #include "tests/fork_harness.h"
 #include "tests/harness.h"
 #include "guest/rt/mix.h"
@@ -59,21 +58,6 @@ static uint64_t reference_result(const char *guest, const char *cmdline, unsigne
 }
 
 /*
- * Warm shells that premap the root's live RAM, as `vm-fork run --shells` keeps
- * them. The pool fills at idle priority: with the root paused meanwhile, so
- * that a guest busy on every CPU does not starve it.
- */
-static void premapped_shells(unsigned count)
-{
-	cr_assert_eq(vm_pause(env.root), 0);
-	cr_assert_eq(shell_pool_create(&env.vmm.shells, &env.vmm.kvm, env.root->mem.size,
-				       env.root->ncpus, &env.root->cpuid_mask, count), 0);
-	shell_pool_set_template(env.vmm.shells, &env.root->mem, NULL, 0);
-	cr_assert_eq(shell_pool_wait_full(env.vmm.shells, 20000), count);
-	cr_assert_eq(vm_resume(env.root), 0);
-}
-
-/*
  * Fork the running root at random moments, twice each time, then check every
  * VM. With shells, the first fork moves the root into one of them.
  */
@@ -85,9 +69,7 @@ static void fork_state_at_random_moments(const char *cmdline, unsigned forks, bo
 	SKIP_WITHOUT_KVM();
 	cr_assert_eq(reference_result("fork_state", cmdline, 1), FS_RESULT);
 	srand((unsigned)time(NULL));
-	fenv_boot(&env, "fork_state", cmdline, 1, 64 * MiB);
-	if (shells)
-		premapped_shells(3);
+	fenv_boot_with_shells(&env, "fork_state", cmdline, 1, 64 * MiB, shells ? 3 : 0);
 	for (unsigned i = 0; i < forks && !vm_stopping(env.root); i++) {
 		struct vm *kids[2];
 		struct fork_request req = { .count = 2, .start_children = true, .resume_parent = true };
@@ -156,9 +138,7 @@ static void smp_fork(bool shells)
 		cr_assert_eq(res.status, 0);
 		cpu1 = res.reports[9];
 	}
-	fenv_boot(&env, "fork_smp", NULL, 2, 64 * MiB);
-	if (shells)
-		premapped_shells(3);
+	fenv_boot_with_shells(&env, "fork_smp", NULL, 2, 64 * MiB, shells ? 3 : 0);
 	sleep_us(100000);
 	cr_assert_eq(vm_fork(env.root, &req, kids, &st), 0);
 	cr_assert_eq(st.moved, shells);
