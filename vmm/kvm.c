@@ -5,6 +5,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "vmm/cpuid.h"
 #include "vmm/kvm.h"
 #include "vmm/log.h"
 
@@ -81,6 +82,21 @@ static int check_caps(int fd)
 	return missing ? -ENOTSUP : 0;
 }
 
+/*
+ * KVM emulates the TSC-deadline timer but leaves its CPUID bit (leaf 1, ECX
+ * bit 24) for the VMM to set (api.rst). Without it Linux calibrates its LAPIC
+ * timer against the PIT at boot; where that fails (nested KVM under QEMU's
+ * TCG) it disables the LAPIC timer, its timeouts never expire, and a probe
+ * that waits for one (atkbd) blocks reboot forever.
+ */
+static void add_tsc_deadline(struct kvm_host *kvm, struct kvm_cpuid2 *c)
+{
+	struct kvm_cpuid_entry2 *leaf1 = cpuid_find(c, 1, 0);
+
+	if (leaf1 && kvm_check_cap(kvm->fd, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+		leaf1->ecx |= 1u << 24;
+}
+
 static int load_supported_cpuid(struct kvm_host *kvm)
 {
 	/* Grow the buffer until KVM stops answering E2BIG. */
@@ -93,6 +109,7 @@ static int load_supported_cpuid(struct kvm_host *kvm)
 		c->nent = n;
 		ret = kvm_ioctl_quiet(kvm->fd, KVM_GET_SUPPORTED_CPUID, c, E2BIG);
 		if (ret == 0) {
+			add_tsc_deadline(kvm, c);
 			kvm->supported_cpuid = c;
 			return 0;
 		}
