@@ -221,3 +221,16 @@ Test(guests, cpuid_mask_reaches_kvm)
 	vm_destroy(vm);
 	kvm_host_close(&kvm);
 }
+
+/* QEMU 7.2's nested SVM let XSETBV through to the CPU without KVM seeing it. */
+Test(guests, xcr0_survives_exits)
+{
+	SKIP_WITHOUT_KVM();
+	run("xcr0", NULL, 1);
+	expect_exit("xcr0", 0);
+	if (res.reports[0] == 0)
+		cr_log_warn("xcr0: this CPU has no AVX: only the absence is checked");
+	else
+		cr_assert_eq(res.reports[2], 7, "XCR0 after exits: %#lx (KVM never saw XSETBV)",
+			     (unsigned long)res.reports[2]);
+}
