@@ -2,6 +2,7 @@
 #ifndef TOOLS_CLI_H
 #define TOOLS_CLI_H
 
+#include <getopt.h>
 #include <stdio.h>
 
 #include "vmm/version.h"
@@ -9,6 +10,17 @@
 /* Exit statuses of vm-fork itself (a guest's own status passes through unchanged). */
 #define CLI_EXIT_ERROR 1   /* the VMM could not start or run the VM */
 #define CLI_EXIT_USAGE 64  /* bad command line (sysexits' EX_USAGE) */
+
+/* What vm-fork's exit status means: one text for 'vm-fork --help' and 'vm-fork run --help'. */
+extern const char cli_exit_statuses[];
+
+/*
+ * Parsers pass getopt_long() an optstring starting with ':' (after any '+'), so
+ * getopt prints nothing and returns ':' for a missing argument, '?' for anything
+ * else it refuses. This prints the one message for that, "vm-fork CMD: ..." and
+ * where help is, and returns CLI_EXIT_USAGE.
+ */
+int cli_bad_option(const char *cmd, char **argv, const struct option *longopts, int c);
 
 struct cli_command {
 	const char *name;

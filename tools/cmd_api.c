@@ -124,7 +124,7 @@ static int parse_one(const struct api_cmd *cmd, int c, struct api_opts *o)
 		return 0;
 	case 'h': usage(cmd, stdout); exit(0);
 	}
-	return bad_usage(cmd, "%s", "unknown option or missing argument");
+	return bad_usage(cmd, "%s", "unknown option");
 }
 
 static int parse_args(const struct api_cmd *cmd, int argc, char **argv, struct api_opts *o)
@@ -138,9 +138,12 @@ static int parse_args(const struct api_cmd *cmd, int argc, char **argv, struct a
 	};
 	int c, ret;
 
-	while ((c = getopt_long(argc, argv, "+a:i:n:h", longopts, NULL)) != -1)
+	while ((c = getopt_long(argc, argv, "+:a:i:n:h", longopts, NULL)) != -1) {
+		if (c == '?' || c == ':')
+			return cli_bad_option(cmd->name, argv, longopts, c);
 		if ((ret = parse_one(cmd, c, o)))
 			return ret;
+	}
 	if (optind < argc)
 		return bad_usage(cmd, "unexpected argument '%s'", argv[optind]);
 	if (!o->socket)

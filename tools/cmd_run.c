@@ -1,18 +1,28 @@
 /* vm-fork run: boot a VM and run it until the guest exits. */
+#include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "tools/cli.h"
 #include "tools/serve.h"
+#include "vmm/boot.h"
+#include "vmm/console.h"
 #include "vmm/log.h"
 #include "vmm/parse.h"
 #include "vmm/vm.h"
 #include "vmm/vmm.h"
 
 #define DEFAULT_MEM (256 * MiB)
+/* vm_boot()'s limit on a kernel image (MAX_KERNEL_SIZE in vmm/vm.c). */
+#define KERNEL_MAX_SIZE (512 * MiB)
 
 struct run_options {
 	struct vm_config vm;
@@ -54,10 +64,12 @@ void cmd_run_usage(FILE *out)
 		"  -q, --quiet           errors only\n"
 		"  -h, --help            this text\n"
 		"\n"
-		"Exit status: the guest's own status when it writes the control device's EXIT\n"
-		"register; 0 when it resets or powers off; 1 when the VMM fails or KVM cannot\n"
-		"go on; 2 on a triple fault; 128+N when stopped by signal N; 64 on a bad command line.\n",
+		"The options and the files they name are checked before KVM is opened (a\n"
+		"bzImage's payload only as it boots), so a bad one is reported as a bad command\n"
+		"line even on a host without KVM.\n"
+		"\n",
 		VM_MAX_CPUS);
+	fputs(cli_exit_statuses, out);
 }
 
 static int bad_usage(const char *fmt, const char *arg)
@@ -97,7 +109,7 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 	};
 	int c, level = LOG_WARN;
 
-	while ((c = getopt_long(argc, argv, "+k:i:c:m:p:vqh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:k:i:c:m:p:vqh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'k': o->vm.kernel = optarg; break;
 		case 'i': o->vm.initrd = optarg; break;
@@ -135,7 +147,7 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 				return bad_usage("--cpus '%s': give a number from 1 to 64", optarg);
 			break;
 		default:
-			return bad_usage("%s", "unknown option or missing argument");
+			return cli_bad_option("run", argv, longopts, c);
 		}
 	}
 	if (optind < argc)
@@ -144,6 +156,150 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 		return bad_usage("%s", "--kernel FILE is required");
 	log_set_level((enum log_level)level);
 	return 0;
+}
+
+/* ---- Checks before KVM: a bad command line says so on a host without /dev/kvm too ---- */
+
+static int bad_file(const char *opt, const char *path, const char *why)
+{
+	fprintf(stderr, "vm-fork run: %s %s: %s\n", opt, path, why);
+	return CLI_EXIT_USAGE;
+}
+
+/* A file the VMM will read: it opens for reading and is a regular file. */
+static int check_readable(const char *opt, const char *path)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int err = fd < 0 || fstat(fd, &st) < 0 ? errno : 0;
+
+	if (fd >= 0)
+		close(fd);
+	if (err)
+		return bad_file(opt, path, strerror(err));
+	return S_ISREG(st.st_mode) ? 0 : bad_file(opt, path, "not a regular file");
+}
+
+/* A file the VMM will create or write: it is writable, or its directory lets it be made. */
+static int check_writable(const char *opt, const char *arg, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[4096], why[4200];
+
+	if (access(path, F_OK) == 0)
+		return access(path, W_OK) == 0 ? 0 : bad_file(opt, arg, strerror(errno));
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash == path ? 1 : slash - path), path);
+	if (access(dir, W_OK | X_OK) == 0)
+		return 0;
+	snprintf(why, sizeof(why), "%s: %s", dir, strerror(errno));
+	return bad_file(opt, arg, why);
+}
+
+/* Is it an ELF image? boot_load_kernel() tells the kinds apart by the same magic. */
+static bool is_elf(const char *path)
+{
+	char magic[SELFMAG];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool elf = fd >= 0 && read(fd, magic, SELFMAG) == SELFMAG && !memcmp(magic, ELFMAG, SELFMAG);
+
+	if (fd >= 0)
+		close(fd);
+	return elf;
+}
+
+/*
+ * Load an ELF kernel into scratch RAM of the VM's size and write its boot
+ * parameters, as vm_boot() will: the loader's own checks (format, segments
+ * that fit, the command line's length), in milliseconds. A bzImage is left to
+ * vm_boot(): the loader checks one only by decompressing it (about a second
+ * for Debian's kernel), and that would double every boot.
+ */
+static int check_elf_kernel(const struct vm_config *cfg)
+{
+	struct guest_mem mem;
+	struct boot_image bi;
+	uint8_t *image;
+	size_t len;
+	int ret;
+
+	if (guest_mem_create(&mem, cfg->mem_size, NULL) < 0)
+		return CLI_EXIT_ERROR;
+	ret = boot_read_file(cfg->kernel, KERNEL_MAX_SIZE, &image, &len);
+	if (!ret) {
+		ret = boot_load_kernel(&mem, image, len, &bi);
+		free(image);
+	}
+	if (!ret)
+		ret = boot_write_params(&mem, &bi, cfg->cmdline ? cfg->cmdline : "", 0, 0);
+	guest_mem_destroy(&mem);
+	return ret < 0 ? CLI_EXIT_USAGE : 0;
+}
+
+/*
+ * Open the spec as the VM will, and close it; a file is only checked, so a run
+ * refused later leaves none. shown: the spec as the user wrote it.
+ */
+static int check_console(const char *opt, const char *shown, const char *spec)
+{
+	struct console *c;
+
+	if (!strncmp(spec, "file:", 5) && spec[5])
+		return check_writable(opt, shown, spec + 5);
+	if (console_open(&c, spec) < 0)
+		return CLI_EXIT_USAGE;
+	console_close(c);
+	return 0;
+}
+
+/* Clones' console, a file or socket path checked as the first clone's (id 1) will be. */
+static int check_clone_console(const char *spec)
+{
+	const char *pct = strstr(spec, "%u");
+	char one[4200];
+
+	if (!pct || (strncmp(spec, "file:", 5) && strncmp(spec, "socket:", 7)))
+		return check_console("--clone-console", spec, spec);
+	snprintf(one, sizeof(one), "%.*s1%s", (int)(pct - spec), spec, pct + 2);
+	return check_console("--clone-console", spec, one);
+}
+
+static int check_api_path(const char *path)
+{
+	size_t max = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
+	char why[80];
+
+	if (strlen(path) <= max)
+		return check_writable("--api", path, path);
+	snprintf(why, sizeof(why), "longer than the %zu bytes a Unix socket path may have", max);
+	return bad_file("--api", path, why);
+}
+
+/* Everything vm_create() and vm_boot() will refuse that needs no KVM to see. */
+static int check_run_args(const struct run_options *o)
+{
+	struct cpuid_mask mask;
+	int ret = 0;
+
+	if (o->vm.cpuid_mask && cpuid_mask_parse(o->vm.cpuid_mask, &mask) < 0)
+		return CLI_EXIT_USAGE;
+	if (o->vm.console)
+		ret = check_console("--console", o->vm.console, o->vm.console);
+	if (!ret && o->clone_console)
+		ret = check_clone_console(o->clone_console);
+	if (!ret)
+		ret = check_readable("--kernel", o->vm.kernel);
+	if (!ret && is_elf(o->vm.kernel))
+		ret = check_elf_kernel(&o->vm);
+	if (!ret && o->vm.initrd)
+		ret = check_readable("--initrd", o->vm.initrd);
+	if (!ret && o->vm.mem_path)
+		ret = check_writable("--mem-file", o->vm.mem_path, o->vm.mem_path);
+	if (!ret && o->api_path)
+		ret = check_api_path(o->api_path);
+	return ret;
 }
 
 /* Boot the VM, serve the API, and wait until every VM (the booted one and its clones) stopped. */
@@ -175,6 +331,8 @@ int cmd_run(int argc, char **argv)
 	int ret;
 
 	ret = parse_run_args(argc, argv, &o);
+	if (!ret)
+		ret = check_run_args(&o);
 	if (ret)
 		return ret;
 	serve_prepare_process();

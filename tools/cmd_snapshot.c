@@ -48,8 +48,21 @@ void cmd_restore_usage(FILE *out)
 		"cache). Everything is checked first: format version, checksum, sizes against\n"
 		"the memory file, CPUID against this host. Runs until every VM stopped; exits\n"
 		"with the first one's status.\n"
-		"  --console SPEC  console of VM 1 (default stdio); the others use --clone-console\n"
-		"                  (%%u = id; default none)\n");
+		"\n"
+		"  -n, --count N         how many VMs to start, 1 to 4096 (default 1)\n"
+		"  -a, --api PATH        serve the control API (REST, JSON) on a Unix socket, as\n"
+		"                        'vm-fork run --api' does: fork, pause, snapshot the\n"
+		"                        restored VMs with 'vm-fork fork|pause|snapshot --api PATH'\n"
+		"      --console SPEC    console of the first VM (default stdio): stdio, none,\n"
+		"                        file:PATH, socket:PATH or fd:N\n"
+		"      --clone-console SPEC  %%u = the VM's id: console of the other restored\n"
+		"                        VMs (default none) and of clones forked through the API\n"
+		"                        (default with --api: file:PATH.clone-%%u.log, else none)\n"
+		"      --shells N        keep N warm shells (pre-made VMs, 0 to 4096) so forks\n"
+		"                        through the API only load state\n"
+		"      --kvm PATH        the KVM device (default /dev/kvm)\n"
+		"  -v, --verbose         more messages (repeat for debug)\n"
+		"  -h, --help            this text\n");
 }
 
 static void print_progress(const char *dir, json_t *j, bool final)
@@ -115,13 +128,13 @@ int cmd_snapshot(int argc, char **argv)
 	json_t *req, *ans;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "+a:i:d:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:a:i:d:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'a': sock = optarg; break;
 		case 'i': id = optarg; break;
 		case 'd': base = optarg; break;
 		case 'h': cmd_snapshot_usage(stdout); return 0;
-		default: return snapshot_usage_error("unknown option or missing argument");
+		default: return cli_bad_option("snapshot", argv, opts, c);
 		}
 	}
 	if (!sock || optind != argc - 1)
@@ -169,7 +182,7 @@ static int parse_restore(int argc, char **argv, struct restore_options *o)
 	};
 	int c, level = LOG_WARN;
 
-	while ((c = getopt_long(argc, argv, "n:a:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":n:a:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			if (parse_count(optarg, 1, 4096, &o->count) < 0)
@@ -185,7 +198,7 @@ static int parse_restore(int argc, char **argv, struct restore_options *o)
 			break;
 		case 'v': level = level < LOG_DEBUG ? level + 1 : LOG_DEBUG; break;
 		case 'h': cmd_restore_usage(stdout); exit(0);
-		default: return restore_usage_error("%s", "unknown option or missing argument");
+		default: return cli_bad_option("restore", argv, opts, c);
 		}
 	}
 	if (optind != argc - 1)

@@ -22,6 +22,70 @@ static const struct cli_command commands[] = {
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
+const char cli_exit_statuses[] =
+	"Exit status: the guest's own status when it writes the control device's EXIT\n"
+	"register; 0 when it resets or powers off; 1 when the VMM fails or KVM cannot\n"
+	"go on; 2 on a triple fault; 128+N when stopped by signal N (SIGINT, SIGTERM and\n"
+	"SIGHUP stop it cleanly); 64 on a bad command line.\n";
+
+/*
+ * The long option name[0..len) selects (its full name, or a prefix of no
+ * other name), or NULL; *n: how many names it is a prefix of.
+ */
+static const struct option *long_option(const char *name, size_t len, const struct option *o,
+					unsigned *n)
+{
+	const struct option *found = NULL;
+
+	for (*n = 0; o->name; o++) {
+		if (strncmp(o->name, name, len))
+			continue;
+		if (!o->name[len])
+			return o;
+		found = o;
+		++*n;
+	}
+	return *n == 1 ? found : NULL;
+}
+
+/*
+ * What getopt refused: argv[optind - 1] holds it, except an unknown letter
+ * inside a cluster such as "-zq" (optind stays on the cluster), so a letter
+ * is taken from optopt and a long option only when optopt agrees with it.
+ */
+static const char *refusal(char **argv, const struct option *longopts, int c, char *name,
+			   size_t size)
+{
+	const char *word = argv[optind - 1];
+	size_t len = strcspn(word, "=");
+	const struct option *o = NULL;
+	unsigned n = 0;
+
+	if (!strncmp(word, "--", 2))
+		o = long_option(word + 2, len - 2, longopts, &n);
+	if (!strncmp(word, "--", 2) && (c == ':' || !optopt || (o && o->val == optopt))) {
+		snprintf(name, size, "%.*s", (int)len, word);
+		if (c == ':')
+			return "missing argument for option '%s'";
+		if (optopt)
+			return "option '%s' takes no argument";
+		return n > 1 ? "option '%s' is ambiguous: give more of its name" : "unknown option '%s'";
+	}
+	snprintf(name, size, "-%c", optopt);
+	return c == ':' ? "missing argument for option '%s'" : "unknown option '%s'";
+}
+
+int cli_bad_option(const char *cmd, char **argv, const struct option *longopts, int c)
+{
+	char name[64];
+	const char *what = refusal(argv, longopts, c, name, sizeof(name));
+
+	fprintf(stderr, "vm-fork %s: ", cmd);
+	fprintf(stderr, what, name);
+	fprintf(stderr, "\n(see 'vm-fork %s --help')\n", cmd);
+	return CLI_EXIT_USAGE;
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -33,7 +97,7 @@ static void usage(FILE *out)
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		if (commands[i].summary)
 			fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-	fprintf(out, "\n'vm-fork COMMAND --help' describes a command.\n");
+	fprintf(out, "\n'vm-fork COMMAND --help' describes a command.\n\n%s", cli_exit_statuses);
 }
 
 int main(int argc, char **argv)
