@@ -75,9 +75,10 @@ $(INITRAMFS): tools/make-initramfs.sh
 	$(Q)tools/make-initramfs.sh $@
 
 # The README's commands: both install what they need first.
+# Each runs its KVM part where a KVM is: here, or in a QEMU VM (tools/with-kvm.sh).
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)tools/demo.sh
+	$(Q)tools/with-kvm.sh tools/demo.sh
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
@@ -86,11 +87,11 @@ test: deps
 bench: deps
 	$(Q)tools/install-deps.sh configs/bench-packages.txt
 	$(Q)$(MAKE) --no-print-directory all $(BENCH)
-	$(Q)tools/bench/run.sh $(BUILD)
+	$(Q)tools/with-kvm.sh tools/bench/run.sh $(BUILD)
 
 # Without the slow Linux boot tier.
 test-fast: all
-	$(Q)$(TEST_BIN) --filter='!(linux_boot/*)'
+	$(Q)tools/run-tests.sh $(TEST_BIN) --filter='!(linux_boot/*)'
 
 clean:
 	rm -rf $(BUILD)

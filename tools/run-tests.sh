@@ -1,15 +1,71 @@
-#!/bin/sh
-# Run the Criterion test binary; ends with Criterion's summary line.
-# On a nested host with emulated CPL0 (kvm_pvm) the guest tests are slower; say so.
+#!/bin/bash
+# make test: run the Criterion binary where a KVM is (tools/with-kvm.sh: here,
+# or inside a QEMU VM), say which KVM that was, and end with the counts of
+# passed, failed and skipped tests.
+#
+#   tools/run-tests.sh BIN [Criterion options, e.g. --filter='guests/*']
+#
+# The VMM's own messages (thousands of expected errors from the negative tests)
+# go to BIN's folder/results/messages.log and are shown only when a test fails;
+# Criterion's lines are shown as they come. A run that skipped a test fails
+# unless VMFORK_ALLOW_SKIP=1: a skipped KVM test proves nothing.
 set -u
-bin=$1
+here=$(cd "$(dirname "$0")" && pwd)
+
+# Inside: run Criterion with its lines on stdout and everything on stderr in LOG.
+if [ "${1:-}" = --inside ]; then
+	bin=$2 json=$3 log=$4
+	shift 4
+	{ "$bin" --json="$json" "$@" 2>&1 1>&3 | tee "$log" |
+		grep --line-buffered -a -E '^\[(FAIL|SKIP|WARN|ERR |----|====|RUN |PASS)\]'; } 3>&1
+	exit "${PIPESTATUS[0]}"
+fi
+
+bin=${1:?usage: run-tests.sh BIN [criterion options]}
 shift
-if [ -d /sys/module/kvm_pvm ]; then
-	echo "run-tests: nested PVM KVM host: guest CPL0 code is emulated, Linux stops early"
-fi
-if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
-	echo "run-tests: /dev/kvm is not usable here: the guest tests will skip and say why"
-fi
-"$bin" "$@"
+out=$(cd "$(dirname "$bin")" && pwd)/results
+mkdir -p "$out"
+json=$out/results.json log=$out/messages.log
+rm -f "$json" "$log"
+export CRITERION_NO_EARLY_EXIT=1 TERM=dumb
+kind=$("$here/with-kvm.sh" --kind)
+echo "run-tests: KVM: $kind"
+start=$(date +%s)
+"$here/with-kvm.sh" "$here/run-tests.sh" --inside "$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")" \
+	"$json" "$log" --color=never "$@"
 status=$?
-exit $status
+secs=$(($(date +%s) - start))
+
+if [ ! -s "$json" ]; then
+	echo "run-tests: no results from $bin (status $status); its messages:" >&2
+	tail -n 100 "$log" 2>/dev/null >&2
+	echo "tests: 0 passed, 1 failed"
+	exit 1
+fi
+# Tests left out by --filter are SKIPPED too, with Criterion's own message.
+skips=$(jq -r '.test_suites[] | .name as $s | .tests[] |
+	select(.status == "SKIPPED" and .messages != ["The test was skipped."]) |
+	"\($s)::\(.name): \(.messages | join(" "))"' "$json")
+passed=$(jq '.passed' "$json")
+failed=$(jq '.failed + .errored' "$json")
+nskip=$(printf '%s' "$skips" | grep -c . || true)
+
+if [ "$failed" -gt 0 ] || [ "$status" -ne 0 ]; then
+	echo "run-tests: the VMM's messages during the run ($log):"
+	sed 's/^/  | /' "$log" | grep -v -a -E '^  \| \[(FAIL|SKIP|WARN|ERR |----|====|RUN |PASS)\]'
+	echo "run-tests: failed:"
+	jq -r '.test_suites[] | .name as $s | .tests[] | select(.status == "FAILED" or .status == "ERRORED") |
+		"  \($s)::\(.name): \(.messages | join(" | "))"' "$json"
+fi
+if [ "$nskip" -gt 0 ]; then
+	echo "run-tests: skipped:"
+	printf '%s\n' "$skips" | sed 's/^/  /'
+fi
+echo "run-tests: KVM: $kind; ${secs} s"
+echo "tests: $passed passed, $failed failed, $nskip skipped"
+[ "$failed" -eq 0 ] && [ "$status" -eq 0 ] || exit 1
+if [ "$nskip" -gt 0 ] && [ "${VMFORK_ALLOW_SKIP:-0}" != 1 ]; then
+	echo "run-tests: $nskip tests were skipped: failing the run (VMFORK_ALLOW_SKIP=1 accepts it)"
+	exit 1
+fi
+exit 0

@@ -20,6 +20,7 @@ $bb mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 host /host || fail
 $bb mount --bind /host /raw
 for d in dev proc sys; do $bb mount --bind /$d /host/$d; done
 $bb mkdir -p /dev/pts /dev/shm
+$bb ln -sf /proc/self/fd /dev/fd
 $bb mount -t devpts devpts /host/dev/pts 2>/dev/null
 $bb mount -t tmpfs -o mode=1777 shm /host/dev/shm
 $bb mount -t tmpfs -o mode=1777 tmp /host/tmp
