@@ -252,7 +252,7 @@ static bool shells_ready(const char *api, unsigned secs)
  * into one): the clone's own console goes on with the boot, and so does the
  * parent's. On hardware KVM both reach the initramfs's init.
  */
-Test(linux_boot, forked_mid_boot_both_go_on, .timeout = 200)
+Test(linux_boot, forked_mid_boot_both_go_on, .timeout = 400)
 {
 	char path[] = "/tmp/vm-fork-linux-XXXXXX", api[64], clone_log[96], cli_out[4096];
 	char *kernel = kernel_and_console(path), *out, *clone;
@@ -269,9 +269,9 @@ Test(linux_boot, forked_mid_boot_both_go_on, .timeout = 200)
 				     cli_out, sizeof(cli_out), 30), 0, "%s", cli_out);
 	cr_expect(strstr(cli_out, "parent moved into a shell"), "%s", cli_out);
 	root_lines_at_fork = kernel_lines(out);
-	clone = wait_for(pid, clone_log, hw ? init_seen : clone_booting, 90);
+	clone = wait_for(pid, clone_log, hw ? init_seen : clone_booting, 180);
 	free(out);
-	out = wait_for(pid, path, hw ? init_seen : root_went_on, 60);
+	out = wait_for(pid, path, hw ? init_seen : root_went_on, 120);
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
 	cr_log_info("fork: %sclone console:\n%.2000s", cli_out, clone);
