@@ -137,7 +137,7 @@ run_in_qemu() {
 		-accel tcg,thread=multi -cpu max -smp "$cpus" -m "$mem" \
 		-bios /usr/share/qemu/qboot.rom -display none -vga none -net none \
 		-kernel "$kernel" -initrd "$initrd" \
-		-append "console=ttyS0 quiet panic=-1 tsc=reliable vmfork.job=$job" \
+		-append "console=ttyS0 quiet panic=-1 vmfork.job=$job" \
 		-serial "file:$job/kernel.log" \
 		-device virtio-serial-pci -chardev stdio,id=out -device virtconsole,chardev=out \
 		-virtfs local,path=/,mount_tag=host,security_model=passthrough,multidevs=remap \
