@@ -17,8 +17,9 @@ if [ "${1:-}" = --inside ]; then
 	bin=$2 json=$3 log=$4
 	shift 4
 	{ "$bin" --json="$json" "$@" 2>&1 1>&3 | tee "$log" |
-		grep --line-buffered -a -E '^\[(FAIL|SKIP|WARN|ERR |----|====|RUN |PASS)\]'; } 3>&1
-	exit "${PIPESTATUS[0]}"
+		grep --line-buffered -a -E '^\[(FAIL|SKIP|WARN|ERR |----|====|RUN |PASS)\]'
+	  status=${PIPESTATUS[0]}; } 3>&1
+	exit "$status"
 fi
 
 bin=${1:?usage: run-tests.sh BIN [criterion options]}
@@ -50,6 +51,7 @@ passed=$(jq '.passed' "$json")
 failed=$(jq '.failed + .errored' "$json")
 nskip=$(printf '%s' "$skips" | grep -c . || true)
 
+[ "$status" -eq 0 ] || echo "run-tests: $(basename "$bin") exited with status $status"
 if [ "$failed" -gt 0 ] || [ "$status" -ne 0 ]; then
 	echo "run-tests: the VMM's messages during the run ($log):"
 	sed 's/^/  | /' "$log" | grep -v -a -E '^  \| \[(FAIL|SKIP|WARN|ERR |----|====|RUN |PASS)\]'
