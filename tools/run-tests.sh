@@ -11,13 +11,15 @@
 # unless VMFORK_ALLOW_SKIP=1: a skipped KVM test proves nothing.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
+# Criterion's own lines; everything else on stderr is the VMM's.
+criterion_lines='^\[(FAIL|SKIP|WARN|ERR |----|====|RUN |PASS)\]'
 
 # Inside: run Criterion with its lines on stdout and everything on stderr in LOG.
 if [ "${1:-}" = --inside ]; then
 	bin=$2 json=$3 log=$4
 	shift 4
 	{ "$bin" --json="$json" "$@" 2>&1 1>&3 | tee "$log" |
-		grep --line-buffered -a -E '^\[(FAIL|SKIP|WARN|ERR |----|====|RUN |PASS)\]'
+		grep --line-buffered -a -E "$criterion_lines"
 	  status=${PIPESTATUS[0]}; } 3>&1
 	exit "$status"
 fi
@@ -54,7 +56,7 @@ nskip=$(printf '%s' "$skips" | grep -c . || true)
 [ "$status" -eq 0 ] || echo "run-tests: $(basename "$bin") exited with status $status"
 if [ "$failed" -gt 0 ] || [ "$status" -ne 0 ]; then
 	echo "run-tests: the VMM's messages during the run ($log):"
-	sed 's/^/  | /' "$log" | grep -v -a -E '^  \| \[(FAIL|SKIP|WARN|ERR |----|====|RUN |PASS)\]'
+	grep -v -a -E "$criterion_lines" "$log" | sed 's/^/  | /'
 	echo "run-tests: failed:"
 	jq -r '.test_suites[] | .name as $s | .tests[] | select(.status == "FAILED" or .status == "ERRORED") |
 		"  \($s)::\(.name): \(.messages | join(" | "))"' "$json"
