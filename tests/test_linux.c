@@ -120,33 +120,52 @@ static pid_t start_linux(const char *kernel, const char *console_path, const cha
 	return pid;
 }
 
+/* The VMM's wait status once it ended, -1 before. */
+static int vmm_status = -1;
+
+static bool vmm_ended(pid_t pid)
+{
+	int status;
+
+	if (vmm_status < 0 && waitpid(pid, &status, WNOHANG) == pid)
+		vmm_status = status;
+	return vmm_status >= 0;
+}
+
 /* Poll the console until done() holds, the VMM exits, or the time is up. */
 static char *wait_for(pid_t pid, const char *path, bool (*done)(const char *), unsigned secs)
 {
 	char *out = NULL;
-	int status;
 
 	for (unsigned i = 0; i < secs * 4; i++) {
+		/* Ask before reading: what a VMM that ended wrote is all in the file by then. */
+		bool ended = vmm_ended(pid);
+
 		free(out);
 		out = slurp(path);
-		if (done(out) || waitpid(pid, &status, WNOHANG) == pid)
+		if (done(out) || ended)
 			return out;
 		usleep(250000);
 	}
 	return out;
 }
 
+/* The last n bytes of a console, for a failure message. */
+static const char *tail(const char *out, size_t n)
+{
+	size_t len = strlen(out);
+
+	return len > n ? out + len - n : out;
+}
+
 /* The exit status of pid once it ends by itself, or -1 if it still runs after secs. */
 static int wait_exit(pid_t pid, unsigned secs)
 {
-	int status;
-
-	for (unsigned i = 0; i < secs * 10; i++) {
-		if (waitpid(pid, &status, WNOHANG) == pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	for (unsigned i = 0; i < secs * 10 && !vmm_ended(pid); i++)
 		usleep(100000);
-	}
-	return -1;
+	if (vmm_status < 0)
+		return -1;
+	return WIFEXITED(vmm_status) ? WEXITSTATUS(vmm_status) : 128 + WTERMSIG(vmm_status);
 }
 
 static bool init_seen(const char *out)
@@ -275,8 +294,12 @@ Test(linux_boot, forked_mid_boot_both_go_on, .timeout = 400)
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
 	cr_log_info("fork: %sclone console:\n%.2000s", cli_out, clone);
-	cr_expect(hw ? init_seen(clone) : clone_booting(clone), "the clone's kernel did not go on");
-	cr_expect(hw ? init_seen(out) : root_went_on(out), "the parent's kernel did not go on");
+	cr_expect(hw ? init_seen(clone) : clone_booting(clone),
+		  "the clone's kernel did not go on (VMM wait status %d); its console ends:\n%s",
+		  vmm_status, tail(clone, 1500));
+	cr_expect(hw ? init_seen(out) : root_went_on(out),
+		  "the parent's kernel did not go on (VMM wait status %d); its console ends:\n%s",
+		  vmm_status, tail(out, 1500));
 	unlink(path);
 	unlink(clone_log);
 	free(clone);
