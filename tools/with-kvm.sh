@@ -10,7 +10,9 @@
 #
 # Environment: VMFORK_QEMU=1 uses QEMU even where /dev/kvm works;
 # VMFORK_QEMU_MEM and VMFORK_QEMU_CPUS size the QEMU VM; VMFORK_QEMU_KERNEL
-# picks its kernel (default: the newest Debian /boot/vmlinuz-*-amd64).
+# picks its kernel (default: bookworm-backports' kernel, unpacked into the
+# cache; elsewhere the newest /boot/vmlinuz-*-amd64). VMFORK_CACHE: the cache
+# (~/.cache/vm-fork).
 # QEMU is a tool of the tests and the demo only: vm-fork never needs it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,35 +40,43 @@ QEMU_KIND="QEMU TCG with nested SVM (an emulated CPU: correctness is real, timin
 
 kind() { if kvm_usable; then native_kind; else echo "$QEMU_KIND"; fi; }
 
-debian_kernel() {
-	local k=${VMFORK_QEMU_KERNEL:-}
-	[ -n "$k" ] || k=$(ls -1 /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -n 1)
-	[ -n "$k" ] && [ -r "$k" ] ||
-		die "no Debian kernel in /boot to run KVM in QEMU (apt-get install linux-image-amd64)"
-	echo "$k"
+# Where the QEMU VM's kernel's modules are (modinfo's base directory).
+MODROOT=/
+# The QEMU VM's initramfs: busybox, the modules for KVM, 9p and the console
+# (with what they depend on, first; built-in ones are skipped: kernels differ in
+# which they build in), and an init that runs the command. Rebuilt when this
+# script, its init or the kernel changes.
+MODULES="kvm-amd virtio_pci virtio_console 9pnet_virtio 9p"
+
+# Print m's module files, each after those it depends on, once.
+module_files() { # module_files KVER MODULE
+	local kver=$1 m=$2 f dep
+	case " $seen " in *" $m "*) return ;; esac
+	seen="$seen $m"
+	f=$(modinfo -b "$MODROOT" -k "$kver" -n "$m" 2>/dev/null) || die "module $m of $kver not found"
+	for dep in $(modinfo -b "$MODROOT" -k "$kver" -F depends "$m" | tr ',' ' '); do
+		module_files "$kver" "$dep"
+	done
+	case "$f" in "(builtin)" | "") ;; *) echo "$f" ;; esac
 }
 
-# The QEMU VM's initramfs: busybox, the modules for KVM, 9p and the console, and
-# an init that runs the command. Rebuilt when this script or the kernel changes.
-# Modules load in this order: each after the ones it depends on.
-MODULES="irqbypass ccp kvm kvm-amd virtio_ring virtio virtio_pci_modern_dev
-virtio_pci_legacy_dev virtio_pci virtio_console netfs fscache 9pnet 9pnet_virtio 9p"
-
 build_initramfs() { # build_initramfs KVER OUT
-	local kver=$1 out=$2 dir m f
+	local kver=$1 out=$2 dir f files name seen=""
 	[ -x /bin/busybox ] || die "/bin/busybox missing (apt-get install busybox-static)"
 	dir=$(mktemp -d)
 	mkdir -p "$dir/bin" "$dir/lib/modules" "$dir/proc" "$dir/sys" "$dir/dev" "$dir/host" "$dir/raw"
 	cp /bin/busybox "$dir/bin/busybox"
-	for m in $MODULES; do
-		f=$(modinfo -k "$kver" -n "$m" 2>/dev/null) || die "module $m of $kver not found"
+	: >"$dir/modules"
+	files=$(for m in $MODULES; do module_files "$kver" "$m"; done) || exit 125
+	for f in $files; do
+		name=$(basename "$f" | sed 's/\.ko.*//')
 		case "$f" in
-		*.ko.xz) xz -dc "$f" >"$dir/lib/modules/$m.ko" ;;
-		*.ko.zst) zstd -qdc "$f" >"$dir/lib/modules/$m.ko" ;;
-		*) cp "$f" "$dir/lib/modules/$m.ko" ;;
+		*.ko.xz) xz -dc "$f" >"$dir/lib/modules/$name.ko" ;;
+		*.ko.zst) zstd -qdc "$f" >"$dir/lib/modules/$name.ko" ;;
+		*) cp "$f" "$dir/lib/modules/$name.ko" ;;
 		esac
+		echo "$name" >>"$dir/modules"
 	done
-	echo "$MODULES" | tr '\n' ' ' >"$dir/modules"
 	cp "$here/with-kvm-init.sh" "$dir/init"
 	chmod +x "$dir/init"
 	mkdir -p "$(dirname "$out")"
@@ -83,23 +93,71 @@ build_initramfs() { # build_initramfs KVER OUT
 QEMU_MIN_MAJOR=8
 qemu_major() { qemu-system-x86_64 --version 2>/dev/null | sed -n 's/^QEMU emulator version \([0-9]*\).*/\1/p'; }
 
-ensure_qemu() {
-	local major log list=/etc/apt/sources.list.d/vm-fork-bookworm-backports.list
-	major=$(qemu_major)
-	[ -n "$major" ] && [ "$major" -ge "$QEMU_MIN_MAJOR" ] && return 0
-	grep -qs '^VERSION_CODENAME=bookworm' /etc/os-release ||
-		die "need qemu-system-x86_64 $QEMU_MIN_MAJOR or later (found: ${major:-none})"
-	[ "$(id -u)" = 0 ] || die "need root to install QEMU $QEMU_MIN_MAJOR+ from bookworm-backports"
-	say "installing QEMU from bookworm-backports (Debian 12's QEMU ${major:-(none)} breaks AVX in nested guests)"
-	echo "deb http://deb.debian.org/debian bookworm-backports main" >"$list"
+on_bookworm_as_root() { grep -qs '^VERSION_CODENAME=bookworm' /etc/os-release && [ "$(id -u)" = 0 ]; }
+
+# apt-get quietly, waiting for another apt's lock; its output goes to a log shown on failure.
+apt_quiet() {
+	local log
 	log=$(mktemp "${TMPDIR:-/tmp}/vm-fork-apt.XXXXXX")
-	if ! { apt-get -o DPkg::Lock::Timeout=600 update -qq &&
-		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
-			--no-install-recommends qemu-system-x86/bookworm-backports qemu-system-data/bookworm-backports; } >"$log" 2>&1; then
+	if ! DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -qq "$@" >"$log" 2>&1; then
 		tail -n 20 "$log" >&2
-		die "could not install QEMU from bookworm-backports (log: $log)"
+		die "apt-get $* failed (log: $log)"
 	fi
 	rm -f "$log"
+}
+
+add_backports() {
+	local list=/etc/apt/sources.list.d/vm-fork-bookworm-backports.list
+	[ -s "$list" ] && [ -n "$(apt-cache policy qemu-system-x86 | grep bookworm-backports)" ] && return 0
+	echo "deb http://deb.debian.org/debian bookworm-backports main" >"$list"
+	apt_quiet update
+}
+
+ensure_qemu() {
+	local major
+	major=$(qemu_major)
+	[ -n "$major" ] && [ "$major" -ge "$QEMU_MIN_MAJOR" ] && return 0
+	on_bookworm_as_root ||
+		die "need qemu-system-x86_64 $QEMU_MIN_MAJOR or later, as root on Debian 12 it is installed (found: ${major:-none})"
+	say "installing QEMU from bookworm-backports (Debian 12's QEMU ${major:-(none)} breaks AVX in nested guests)"
+	add_backports
+	apt_quiet install -y --no-install-recommends qemu-system-x86/bookworm-backports \
+		qemu-system-data/bookworm-backports
+}
+
+# The QEMU VM's kernel: VMFORK_QEMU_KERNEL; else, on Debian 12, bookworm-backports'
+# kernel, unpacked into the cache (nothing is installed: /boot stays the tests'),
+# because Debian 12's own 6.1 KVM crashed there under our Linux fork test ("stack
+# guard page was hit" in exc_page_fault, 2 runs in 5) and 6.12 did not in 11;
+# else the newest /boot/vmlinuz-*-amd64. Sets kernel, kver and MODROOT.
+pick_kernel() { # pick_kernel CACHE
+	local dir=$1/kernel pkg tmp keep
+	kernel=${VMFORK_QEMU_KERNEL:-}
+	if [ -z "$kernel" ] && on_bookworm_as_root; then
+		kernel=$(ls -1 "$dir"/boot/vmlinuz-* 2>/dev/null | tail -n 1 || true)
+		if [ -z "$kernel" ]; then
+			say "unpacking bookworm-backports' kernel for the QEMU VM into $dir"
+			add_backports
+			pkg=$(apt-cache depends linux-image-amd64/bookworm-backports | awk '/Depends:/ { print $2; exit }')
+			tmp=$(mktemp -d)
+			(cd "$tmp" && apt_quiet download "$pkg") || die "cannot download $pkg"
+			rm -rf "$dir" && mkdir -p "$dir"
+			dpkg-deb -x "$tmp"/*.deb "$dir" || die "cannot unpack $pkg"
+			rm -rf "$tmp"
+			kernel=$(ls -1 "$dir"/boot/vmlinuz-* | tail -n 1)
+			MODROOT=$dir kver=${kernel##*/vmlinuz-}
+			depmod -b "$dir" "$kver"
+			# Keep the modules the VM loads, and modinfo's indexes.
+			keep=$(seen=""; for m in $MODULES; do module_files "$kver" "$m"; done) || exit 125
+			find "$dir/lib/modules" -name '*.ko*' | { grep -vxF "$keep" || true; } | xargs -r rm -f
+			rm -rf "$dir/usr"
+		fi
+		MODROOT=$dir
+	fi
+	[ -n "$kernel" ] || kernel=$(ls -1 /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -n 1 || true)
+	[ -n "$kernel" ] && [ -r "$kernel" ] ||
+		die "no kernel to run KVM in QEMU (apt-get install linux-image-amd64)"
+	kver=${kernel##*/vmlinuz-}
 }
 
 # Where the working tree (or the current directory) is: it is bound back
@@ -108,11 +166,10 @@ share_dir() { git rev-parse --show-toplevel 2>/dev/null || pwd; }
 
 run_in_qemu() {
 	local kernel kver cache initrd job mem cpus rc qemu
-	kernel=$(debian_kernel)
-	kver=${kernel#/boot/vmlinuz-}
 	qemu=${VMFORK_QEMU_BIN:-qemu-system-x86_64}
 	[ -n "${VMFORK_QEMU_BIN:-}" ] || ensure_qemu
 	cache=${VMFORK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vm-fork}
+	pick_kernel "$cache"
 	initrd=$cache/kvm-vm-$kver.cpio.gz
 	if [ ! -s "$initrd" ] || [ "$initrd" -ot "$0" ] || [ "$initrd" -ot "$here/with-kvm-init.sh" ]; then
 		build_initramfs "$kver" "$initrd"
