@@ -10,6 +10,8 @@
 
 /* Why KVM tests cannot run here, or NULL when /dev/kvm is usable. */
 const char *harness_kvm_unusable(void);
+/* A line for whoever runs the tests, "[NOTE] suite::test: ...", shown as the run goes. */
+void harness_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A seed for rand(): VMFORK_TEST_SEED or a new one, printed so a failure can be replayed. */
 unsigned harness_seed(void);
 /* True on a nested host whose guest CPL0 code is emulated (kvm_pvm): slower. */

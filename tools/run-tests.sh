@@ -11,8 +11,8 @@
 # unless VMFORK_ALLOW_SKIP=1: a skipped KVM test proves nothing.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-# Criterion's own lines; everything else on stderr is the VMM's.
-criterion_lines='^\[(FAIL|SKIP|WARN|ERR |----|====|RUN |PASS)\]'
+# Criterion's own lines and the tests' notes (seeds); everything else on stderr is the VMM's.
+criterion_lines='^\[(FAIL|SKIP|WARN|ERR |----|====|RUN |PASS|NOTE)\]'
 
 # Inside: run Criterion with its lines on stdout and everything on stderr in LOG.
 if [ "${1:-}" = --inside ]; then
