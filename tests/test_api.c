@@ -82,6 +82,9 @@ static void api_env_start(bool boot)
 		cr_assert_eq(vmm_init(&env.vmm, NULL), 0);
 		env.vmm_up = true;
 		boot_wait_fork();
+	} else {
+		vmm_init_without_kvm(&env.vmm);
+		env.vmm_up = true;
 	}
 	cr_assert_eq(api_server_start(&env.srv, &env.vmm, env.sock), 0);
 }
@@ -399,6 +402,56 @@ Test(api, garbage_does_not_hurt, .fini = api_env_stop)
 	expect_state("/v1/vms/0", "running");
 }
 
+/*
+ * Routing and validation need neither a VM nor KVM: a VMM that has neither
+ * answers every malformed request as the one with a VM does, and lists nothing.
+ */
+Test(api, routes_and_validation_without_a_vm, .fini = api_env_stop)
+{
+	static const struct {
+		const char *method, *path, *body;
+		long status;
+		const char *says;
+	} cases[] = {
+		{ "GET", "/", NULL, 404, "no such endpoint" },
+		{ "GET", "/v1/nope", NULL, 404, "no such endpoint" },
+		{ "GET", "/v1/vms/", NULL, 404, "no such endpoint" },
+		{ "GET", "/v1/vms/0/pause/x", NULL, 404, "no such endpoint" },
+		{ "GET", "/v1/vms/0", NULL, 404, "no VM with id 0" },
+		{ "PUT", "/v1/vms/0/pause", NULL, 404, "no VM with id 0" },
+		{ "PUT", "/v1/vms/0/resume", NULL, 404, "no VM with id 0" },
+		{ "PUT", "/v1/vms/0/stop", NULL, 404, "no VM with id 0" },
+		{ "DELETE", "/v1/vms/0", NULL, 404, "no VM with id 0" },
+		{ "PUT", "/v1/vms/7/fork", "{\"count\": 1}", 404, "no VM with id 7" },
+		{ "PUT", "/v1/vms/7/reset", NULL, 404, "no VM with id 7" },
+		{ "GET", "/v1/vms/abc", NULL, 400, "not a VM id" },
+		{ "GET", "/v1/vms/-1", NULL, 400, "not a VM id" },
+		{ "GET", "/v1/vms/99999999999999999999", NULL, 400, "not a VM id" },
+		{ "GET", "/v1/vms/0/pause", NULL, 405, "allowed: PUT" },
+		{ "POST", "/v1/vms", NULL, 405, "allowed: GET" },
+		{ "DELETE", "/v1/info", NULL, 405, "allowed: GET" },
+		{ "PUT", "/v1/vms/0", NULL, 405, "allowed: GET, DELETE" },
+		{ "PUT", "/v1/vms/0/fork", "not json", 400, "not valid JSON" },
+		{ "PUT", "/v1/vms/0/fork", "[1, 2]", 400, "JSON object" },
+		{ "PUT", "/v1/vms/0/fork", "{\"count\": 0}", 400, "from 1 to 4096" },
+		{ "PUT", "/v1/vms/0/fork", "{\"bogus\": 1}", 400, "unknown field \"bogus\"" },
+		{ "PUT", "/v1/vms/0/pause", "{\"now\": true}", 400, "takes no arguments" },
+	};
+
+	api_env_start(false);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cr_expect_eq(http(cases[i].method, cases[i].path, cases[i].body), cases[i].status,
+			     "case %zu: %s %s: %s", i, cases[i].method, cases[i].path, ans.body);
+		cr_expect(strstr(str_of(ans.json, "error"), cases[i].says),
+			  "case %zu: wanted '%s' in %s", i, cases[i].says, ans.body);
+	}
+	cr_assert_eq(http("GET", "/v1/info", NULL), 200, "%s", ans.body);
+	cr_assert_eq(int_of(ans.json, "vms"), 0, "%s", ans.body);
+	cr_assert_eq(http("GET", "/v1/vms", NULL), 200, "%s", ans.body);
+	cr_assert(json_is_array(json_object_get(ans.json, "vms")), "%s", ans.body);
+	cr_assert_eq(json_array_size(json_object_get(ans.json, "vms")), 0, "%s", ans.body);
+}
+
 /* ---- The socket file ---- */
 
 /* A request the server answers without asking the vmm. */
@@ -415,7 +468,7 @@ Test(api, socket_file_lifecycle, .fini = api_env_stop)
 	struct stat st;
 	int fd;
 
-	api_env_start(false); /* no VM needed: nothing asks the vmm */
+	api_env_start(false); /* no VM needed */
 	cr_assert_eq(stat(env.sock, &st), 0);
 	cr_assert(S_ISSOCK(st.st_mode));
 	cr_assert_eq(st.st_mode & 0777, 0600, "only the owner may drive VMs");

@@ -13,16 +13,19 @@
 #include "vmm/vm.h"
 #include "vmm/vmm.h"
 
-int vmm_init(struct vmm *vmm, const char *kvm_path)
+void vmm_init_without_kvm(struct vmm *vmm)
 {
-	int ret;
-
 	memset(vmm, 0, sizeof(*vmm));
 	pthread_mutex_init(&vmm->lock, NULL);
 	pthread_cond_init(&vmm->changed, NULL);
 	vmm->msr_probe_vm_fd = -1;
-	ret = kvm_host_open(&vmm->kvm, kvm_path);
-	return ret;
+	vmm->kvm.fd = -1;
+}
+
+int vmm_init(struct vmm *vmm, const char *kvm_path)
+{
+	vmm_init_without_kvm(vmm);
+	return kvm_host_open(&vmm->kvm, kvm_path);
 }
 
 /*

@@ -45,6 +45,8 @@ struct vmm {
 };
 
 int vmm_init(struct vmm *vmm, const char *kvm_path);
+/* A VMM without KVM: it holds no VM and can make none, but its API answers (tests without KVM). */
+void vmm_init_without_kvm(struct vmm *vmm);
 /* The table of this VMM's clones in other processes, made at the first call; NULL if out of memory. */
 struct proc_clone_table *vmm_proc_clones(struct vmm *vmm);
 /* The MSRs worth saving on this host, probed on first use; NULL when that failed. */
