@@ -17,7 +17,8 @@
  * cmdline: "iters=N" iterations per CPU (default FSMP_DEFAULT_ITERS: about
  *          250 ms at CPL3), "period_us=N" timer period (default 1000), "avx=0"
  *          leave AVX off.
- * LOG:    one line per CPU "fork_smp: cpu K result 0x... ymm 0x... status 0x..",
+ * LOG:    "fork_smp: cpu K computing" as each CPU starts its computation,
+ *         one line per CPU "fork_smp: cpu K result 0x... ymm 0x... status 0x..",
  *         then "fork_smp: ok" or what failed
  * REPORT: [0] NCPUS, [1] CPUs that finished, [2] timer ticks (all CPUs) while the
  *         boot CPU computed and waited, [3] CLONE_ID at the end, [4] GENERATION
@@ -97,6 +98,7 @@ static void cpu_work(unsigned cpu)
 	c->caps = rt_cpl0_call(cpu_setup, cpu | allow_avx << 8);
 	fw_table_fill(&c->fs, FSMP_FS_KEY ^ key);
 	fw_table_fill(&c->gs, FSMP_GS_KEY ^ key);
+	rt_printf("fork_smp: cpu %u computing\n", cpu); /* tests wait for it to fork mid-way */
 	ticks0 = rt_ticks();
 	fw_run(&c->ctx, FSMP_SEED + key, iters, c->caps & FW_CAP_AVX);
 	c->ticks = rt_ticks() - ticks0;

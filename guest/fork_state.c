@@ -19,7 +19,8 @@
  *          on some hosts) that scrambles the registers it saves, so host pauses
  *          land inside it; "period_us=N" timer period (default 1000);
  *          "avx=0" leave AVX off; "expect=0x..." the [0] this run must give.
- * LOG:    "fork_state: result 0x... ..." and "fork_state: ok" or what failed
+ * LOG:    "fork_state: computing" as the computation starts, then
+ *         "fork_state: result 0x... ..." and "fork_state: ok" or what failed
  * REPORT: [0] result (fw_result: seed and iters only; the same on every host),
  *         [1] TSC_AUX seen by RDTSCP (or RDPID), 0 when CPUID (at CPL0) shows
  *         neither: then KVM refuses the MSR, and TSC_AUX is skipped,
@@ -111,6 +112,7 @@ int main(void)
 
 	fw_table_fill(&fs_table, FS_FS_KEY);
 	fw_table_fill(&gs_table, FS_GS_KEY);
+	rt_puts("fork_state: computing\n"); /* tests wait for it to fork mid-computation */
 	t0 = rt_rdtsc();
 	ticks0 = rt_ticks();
 	fw_run(&ctx, FS_SEED, iters, avx);

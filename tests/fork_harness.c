@@ -1,5 +1,6 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,6 +70,31 @@ bool fenv_wait_reports(struct vm *vm, unsigned n, unsigned timeout_s)
 
 	for (unsigned i = 0; i < timeout_s * 1000; i++) {
 		if (vm_reports(vm, r, VM_MAX_REPORTS) >= n)
+			return true;
+		sleep_ms(1);
+	}
+	return false;
+}
+
+bool fenv_wait_console(struct fork_env *env, const char *text, unsigned timeout_s)
+{
+	char buf[16384];
+
+	for (unsigned i = 0; i < timeout_s * 1000; i++) {
+		ssize_t n = pread(env->console_fd, buf, sizeof(buf) - 1, 0);
+
+		buf[n > 0 ? n : 0] = '\0';
+		if (strstr(buf, text))
+			return true;
+		sleep_ms(1);
+	}
+	return false;
+}
+
+bool fenv_wait_private(struct vm *vm, unsigned timeout_s)
+{
+	for (unsigned i = 0; i < timeout_s * 1000; i++) {
+		if (vm_private_bytes(vm) > 0)
 			return true;
 		sleep_ms(1);
 	}

@@ -25,6 +25,10 @@ void fenv_destroy(struct fork_env *env);
 int fenv_wait_exit(struct vm *vm, unsigned timeout_s);
 /* Wait until the VM has reported at least n values. */
 bool fenv_wait_reports(struct vm *vm, unsigned n, unsigned timeout_s);
+/* Wait until the root VM's console holds text (the guest says it reached a point). */
+bool fenv_wait_console(struct fork_env *env, const char *text, unsigned timeout_s);
+/* Wait until vm has written a page of its own (its RAM is private after a fork or restore). */
+bool fenv_wait_private(struct vm *vm, unsigned timeout_s);
 /* Report i of vm. */
 uint64_t fenv_report(struct vm *vm, unsigned i);
 /* Fork count children, asserting success. */

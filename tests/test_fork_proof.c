@@ -144,7 +144,8 @@ static void smp_fork(bool shells)
 		cpu1 = res.reports[9];
 	}
 	fenv_boot_with_shells(&env, "fork_smp", NULL, 2, 64 * MiB, shells ? 3 : 0);
-	sleep_us(100000);
+	cr_assert(fenv_wait_console(&env, "fork_smp: cpu 0 computing", 60), "CPU 0 never computed");
+	cr_assert(fenv_wait_console(&env, "fork_smp: cpu 1 computing", 60), "CPU 1 never computed");
 	cr_assert_eq(vm_fork(env.root, &req, kids, &st), 0);
 	cr_assert_eq(st.moved, shells);
 	vmm_put(&env.vmm, kids[0]);

@@ -77,14 +77,13 @@ Test(procfork, three_warm_workers_run_the_clones, .timeout = 120)
 /* Every register, MSR and page crossed over: the clones end with the unforked result. */
 Test(procfork, state_crosses_into_cold_workers, .timeout = 120)
 {
-	struct timespec ms20 = { 0, 20 * 1000 * 1000 };
 	struct proc_pool *cold;
 	struct proc_clone c[2];
 	struct fork_stats st;
 
 	boot_template("fork_state", FS_RESULT_ARG);
 	cold = make_pool(0);
-	nanosleep(&ms20, NULL);
+	cr_assert(fenv_wait_console(&env, "fork_state: computing", 60), "it never computed");
 	cr_assert_eq(vm_fork_to_pool(cold, env.root, 2, c, &st), 0);
 	cr_assert_eq(st.from_shells, 0, "no warm workers: every one cold");
 	for (unsigned i = 0; i < 2; i++)
@@ -105,7 +104,6 @@ static bool still_running(pid_t pid)
 /* SIGKILL one clone's process while its siblings and the template compute. */
 Test(procfork, sigkill_of_one_harms_no_one, .timeout = 180)
 {
-	struct timespec ms20 = { 0, 20 * 1000 * 1000 };
 	struct proc_pool *pool;
 	struct proc_clone c[3];
 	unsigned nthreads;
@@ -114,7 +112,7 @@ Test(procfork, sigkill_of_one_harms_no_one, .timeout = 180)
 	/* About 8x the default work: seconds, so everyone is still busy at the kill. */
 	boot_template("fork_state", "iters=240000000");
 	pool = make_pool(3);
-	nanosleep(&ms20, NULL);
+	cr_assert(fenv_wait_console(&env, "fork_state: computing", 60), "it never computed");
 	cr_assert_eq(vm_fork_to_pool(pool, env.root, 3, c, NULL), 0);
 	threads_normal = pfh_threads_with_policy(c[0].pid, SCHED_OTHER, &nthreads);
 	cr_assert_eq(kill(c[1].pid, SIGKILL), 0);
@@ -136,7 +134,6 @@ Test(procfork, sigkill_of_one_harms_no_one, .timeout = 180)
 /* SIGTERM: a running clone stops (status 128 + 15); a worker still waiting for a job just ends. */
 Test(procfork, sigterm_stops_clones_and_workers, .timeout = 120)
 {
-	struct timespec ms20 = { 0, 20 * 1000 * 1000 };
 	struct procmsg_shape shape;
 	struct proc_pool *pool;
 	struct proc_clone c;
@@ -145,7 +142,7 @@ Test(procfork, sigterm_stops_clones_and_workers, .timeout = 120)
 
 	boot_template("fork_state", "iters=240000000");
 	pool = make_pool(1);
-	nanosleep(&ms20, NULL);
+	cr_assert(fenv_wait_console(&env, "fork_state: computing", 60), "it never computed");
 	cr_assert_eq(vm_fork_to_pool(pool, env.root, 1, &c, NULL), 0);
 	cr_assert_eq(kill(c.pid, SIGTERM), 0);
 	cr_assert_eq(pfh_wait(c.pid, 30), 128 + SIGTERM, "the clone stopped by the host");

@@ -50,7 +50,6 @@ static void capture_state(void)
 
 static void setup_template(void)
 {
-	struct timespec ms30 = { 0, 30 * 1000 * 1000 };
 	struct stat st;
 
 	SKIP_WITHOUT_KVM();
@@ -58,7 +57,8 @@ static void setup_template(void)
 	cr_assert(fenv_wait_reports(env.root, 1, 10));
 	capture_state();            /* freezes the base */
 	close(ok.state_fd);
-	nanosleep(&ms30, NULL);     /* the guest writes pages of its own: ranges to spoil */
+	/* Ranges to spoil: pages the guest wrote since the freeze. */
+	cr_assert(fenv_wait_private(env.root, 30), "the template wrote no page after the freeze");
 	capture_state();
 	cr_assert_gt(ok.nranges, 0, "the template wrote no page after the freeze");
 	cr_assert_eq(fstat(ok.state_fd, &st), 0);

@@ -81,7 +81,7 @@ Test(snapshot, running_vm_to_disk_and_back, .timeout = 180)
 	SKIP_WITHOUT_KVM();
 	fresh_dir("run");
 	fenv_boot(&env, "fork_state", NULL, 1, 64 * MiB);
-	usleep(80000); /* mid-computation */
+	cr_assert(fenv_wait_console(&env, "fork_state: computing", 60), "it never computed");
 	cr_assert_eq(take_snapshot(env.root, dir, NULL), 0);
 	cr_assert_eq(stat(dir, &st), 0, "the directory exists once written");
 	restore_and_check(dir, 2);
@@ -102,14 +102,14 @@ Test(snapshot, diff_on_top_of_base, .timeout = 180)
 	snprintf(diff, sizeof(diff), "%s-diff", dir);
 	remove_dir(diff);
 	fenv_boot(&env, "fork_state", NULL, 1, 64 * MiB);
-	usleep(50000);
+	cr_assert(fenv_wait_console(&env, "fork_state: computing", 60), "it never computed");
 	cr_assert_eq(take_snapshot(env.root, dir, NULL), 0);
 	vm_request_stop(env.root, VM_STOP_REQUESTED, 0);
 	cr_assert_eq(snapshot_open(dir, env.vmm.kvm.supported_cpuid, &img), 0);
 	cr_assert_eq(vm_restore(&env.vmm, &img, 1, "none", &vm), 0);
 	snapshot_close(&img);
 	cr_assert_eq(vm_resume(vm), 0);
-	usleep(50000); /* it writes pages of its own */
+	cr_assert(fenv_wait_private(vm, 60), "the restored VM never wrote a page of its own");
 	cr_assert_eq(take_snapshot(vm, diff, "/nonexistent-base"), -ENOENT);
 	cr_assert_eq(take_snapshot(vm, diff, dir), 0);
 	restore_and_check(diff, 1);
@@ -186,7 +186,7 @@ static bool file_has(const char *path, const char *text)
 Test(snapshot, cli_snapshot_and_restore, .timeout = 180)
 {
 	static char out[16384];
-	char sock[300], con0[300], con1[300], spec[320], cspec[320];
+	char sock[300], con0[300], con1[300], orig[300], ospec[320], spec[320], cspec[320];
 	char *kernel = strdup(harness_build_path("guest/fork_state.elf"));
 	pid_t pid;
 	int status;
@@ -196,15 +196,18 @@ Test(snapshot, cli_snapshot_and_restore, .timeout = 180)
 	snprintf(sock, sizeof(sock), "%s.sock", dir);
 	snprintf(con0, sizeof(con0), "%s.first.log", dir);
 	snprintf(con1, sizeof(con1), "%s.vm1.log", dir); /* ids 0 and 1 in the restoring VMM */
+	snprintf(orig, sizeof(orig), "%s.orig.log", dir);
+	snprintf(ospec, sizeof(ospec), "file:%s", orig);
 	pid = fork();
 	if (pid == 0) {
 		execl(harness_build_path("vm-fork"), "vm-fork", "run", "--kernel", kernel, "--mem", "64M",
-		      "--console", "none", "--api", sock, (char *)NULL);
+		      "--console", ospec, "--api", sock, (char *)NULL);
 		_exit(127);
 	}
-	for (int i = 0; i < 500 && access(sock, F_OK); i++)
+	/* Snapshot it mid-computation: once it says it computes. */
+	for (int i = 0; i < 6000 && (access(sock, F_OK) || !file_has(orig, "fork_state: computing")); i++)
 		usleep(10000);
-	usleep(50000);
+	cr_assert(file_has(orig, "fork_state: computing"), "the original never computed");
 	cr_assert_eq(harness_run_cli((char *const[]){ "vm-fork", "snapshot", "--api", sock, dir, NULL },
 				     out, sizeof(out), 60), 0, "%s", out);
 	cr_assert(strstr(out, "written"), "%s", out);
@@ -220,5 +223,6 @@ Test(snapshot, cli_snapshot_and_restore, .timeout = 180)
 	remove_dir(dir);
 	unlink(con0);
 	unlink(con1);
+	unlink(orig);
 	free(kernel);
 }
