@@ -91,7 +91,11 @@ build_initramfs() { # build_initramfs KVER OUT
 # bookworm-backports' QEMU (pinned at its default low priority: nothing else
 # comes from there).
 QEMU_MIN_MAJOR=8
-qemu_major() { qemu-system-x86_64 --version 2>/dev/null | sed -n 's/^QEMU emulator version \([0-9]*\).*/\1/p'; }
+# Empty when QEMU is missing (not a failure: pipefail would end the script silently).
+qemu_major() {
+	command -v qemu-system-x86_64 >/dev/null || return 0
+	qemu-system-x86_64 --version 2>/dev/null | sed -n 's/^QEMU emulator version \([0-9]*\).*/\1/p'
+}
 
 on_bookworm_as_root() { grep -qs '^VERSION_CODENAME=bookworm' /etc/os-release && [ "$(id -u)" = 0 ]; }
 
@@ -121,8 +125,9 @@ ensure_qemu() {
 		die "need qemu-system-x86_64 $QEMU_MIN_MAJOR or later, as root on Debian 12 it is installed (found: ${major:-none})"
 	say "installing QEMU from bookworm-backports (Debian 12's QEMU ${major:-(none)} breaks AVX in nested guests)"
 	add_backports
-	apt_quiet install -y --no-install-recommends qemu-system-x86/bookworm-backports \
-		qemu-system-data/bookworm-backports
+	# -t: QEMU's own dependencies (qemu-system-common, ...) must come from there too.
+	apt_quiet install -y --no-install-recommends -t bookworm-backports \
+		qemu-system-x86 qemu-system-data
 }
 
 # The QEMU VM's kernel: VMFORK_QEMU_KERNEL; else, on Debian 12, bookworm-backports'
