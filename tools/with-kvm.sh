@@ -169,6 +169,22 @@ pick_kernel() { # pick_kernel CACHE
 # into the QEMU VM's tmpfs /tmp when it lives there.
 share_dir() { git rev-parse --show-toplevel 2>/dev/null || pwd; }
 
+# What the QEMU VM's kernel said when it died: the first oops or panic onwards
+# (its cause is at the top of a long backtrace), else its last lines.
+kernel_trouble() { # kernel_trouble LOG
+	local first
+	first=$(grep -n -m 1 -E 'BUG:|Oops|general protection|Kernel panic|WARNING:|watchdog:|stack guard' "$1" |
+		cut -d: -f1 || true)
+	if [ -z "$first" ]; then
+		tail -n 40 "$1" 2>/dev/null || true
+		return
+	fi
+	sed -n "$((first > 3 ? first - 3 : 1)),$((first + 60))p" "$1"
+	[ "$(wc -l <"$1")" -gt $((first + 72)) ] && echo "[...]"
+	[ "$(wc -l <"$1")" -gt $((first + 60)) ] && tail -n 12 "$1"
+	return 0
+}
+
 run_in_qemu() {
 	local kernel kver cache initrd job mem cpus rc qemu
 	qemu=${VMFORK_QEMU_BIN:-qemu-system-x86_64}
@@ -206,7 +222,7 @@ run_in_qemu() {
 		</dev/null || rc=$?
 	if [ ! -s "$job/status" ]; then
 		echo "with-kvm: the QEMU VM ended (qemu status $rc) without the command's status; its kernel said:" >&2
-		tail -n 40 "$job/kernel.log" >&2 || true
+		kernel_trouble "$job/kernel.log" >&2
 		exit 125
 	fi
 	exit "$(cat "$job/status")"
