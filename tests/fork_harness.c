@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include "snapshot/shells.h"
+#include "vmm/kvm.h"
+#include "vmm/vcpu.h"
 #include "tests/fork_harness.h"
 #include "tests/harness.h"
 
@@ -117,4 +119,70 @@ void fenv_fork(struct vm *parent, unsigned count, struct vm **children, struct f
 	int ret = vm_fork(parent, &req, children, st);
 
 	cr_assert_eq(ret, 0, "vm_fork: %d", ret);
+}
+
+/* The highest vector set in a LAPIC bit array (ISR at 0x100, IRR at 0x200), or -1. */
+static int lapic_highest(const struct kvm_lapic_state *l, unsigned base)
+{
+	for (int reg = 7; reg >= 0; reg--) {
+		uint32_t bits;
+
+		memcpy(&bits, &l->regs[base + (unsigned)reg * 16], sizeof(bits));
+		if (bits)
+			return reg * 32 + 31 - __builtin_clz(bits);
+	}
+	return -1;
+}
+
+static uint32_t lapic_reg(const struct kvm_lapic_state *l, unsigned off)
+{
+	uint32_t v;
+
+	memcpy(&v, &l->regs[off], sizeof(v));
+	return v;
+}
+
+/* Where each vCPU of a paused VM is and what is pending for it. */
+static int note_vcpus(struct vm *vm, void *arg)
+{
+	(void)arg;
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		int fd = vm->vcpus[i]->fd;
+		struct kvm_regs r;
+		struct kvm_sregs s;
+		struct kvm_vcpu_events ev;
+		struct kvm_lapic_state l;
+
+		if (kvm_ioctl(fd, KVM_GET_REGS, &r) || kvm_ioctl(fd, KVM_GET_SREGS, &s) ||
+		    kvm_ioctl(fd, KVM_GET_VCPU_EVENTS, &ev) || kvm_ioctl(fd, KVM_GET_LAPIC, &l))
+			continue;
+		harness_note("VM %llu vCPU %u: rip %#llx rsp %#llx rflags %#llx cs %#x cr3 %#llx; "
+			     "exception %u/%u #%u, irq %u #%u, shadow %u; LAPIC isr %d irr %d tpr %#x "
+			     "lvtt %#x tmict %#x tmcct %#x",
+			     (unsigned long long)vm->id, i, r.rip, r.rsp, r.rflags, s.cs.selector, s.cr3,
+			     ev.exception.injected, ev.exception.pending, ev.exception.nr,
+			     ev.interrupt.injected, ev.interrupt.nr, ev.interrupt.shadow,
+			     lapic_highest(&l, 0x100), lapic_highest(&l, 0x200), lapic_reg(&l, 0x80),
+			     lapic_reg(&l, 0x320), lapic_reg(&l, 0x380), lapic_reg(&l, 0x390));
+	}
+	return 0;
+}
+
+void fenv_note_running(struct fork_env *env)
+{
+	uint64_t ids[64];
+	unsigned n = vmm_list(&env->vmm, ids, 64);
+
+	for (unsigned i = 0; i < n; i++) {
+		struct vm *vm = vmm_get(&env->vmm, ids[i]);
+
+		if (!vm)
+			continue;
+		if (!vm_stopping(vm)) {
+			harness_note("VM %llu still runs (%s), %u reports", (unsigned long long)vm->id,
+				     vm_run_state_name(vm_run_state(vm)), vm_reports(vm, NULL, 0));
+			vm_while_paused(vm, note_vcpus, NULL);
+		}
+		vmm_put(&env->vmm, vm);
+	}
 }

@@ -35,5 +35,7 @@ uint64_t fenv_report(struct vm *vm, unsigned i);
 void fenv_fork(struct vm *parent, unsigned count, struct vm **children, struct fork_stats *st);
 /* A fresh console spec "fd:N" on a new memfd for clones; returns the memfd. */
 int fenv_clone_consoles(struct fork_env *env);
+/* Say, for each VM still running, where its vCPUs are and what is pending (a hang's clues). */
+void fenv_note_running(struct fork_env *env);
 
 #endif
