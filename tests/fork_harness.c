@@ -58,7 +58,7 @@ static void sleep_ms(unsigned ms)
 
 int fenv_wait_exit(struct vm *vm, unsigned timeout_s)
 {
-	for (unsigned i = 0; i < timeout_s * 500; i++) {
+	for (unsigned i = 0; i < harness_wait_s(timeout_s) * 500; i++) {
 		if (vm_stopping(vm))
 			return vm_exit_code(vm);
 		sleep_ms(2);
@@ -70,7 +70,7 @@ bool fenv_wait_reports(struct vm *vm, unsigned n, unsigned timeout_s)
 {
 	uint64_t r[VM_MAX_REPORTS];
 
-	for (unsigned i = 0; i < timeout_s * 1000; i++) {
+	for (unsigned i = 0; i < harness_wait_s(timeout_s) * 1000; i++) {
 		if (vm_reports(vm, r, VM_MAX_REPORTS) >= n)
 			return true;
 		sleep_ms(1);
@@ -82,7 +82,7 @@ bool fenv_wait_console(struct fork_env *env, const char *text, unsigned timeout_
 {
 	char buf[16384];
 
-	for (unsigned i = 0; i < timeout_s * 1000; i++) {
+	for (unsigned i = 0; i < harness_wait_s(timeout_s) * 1000; i++) {
 		ssize_t n = pread(env->console_fd, buf, sizeof(buf) - 1, 0);
 
 		buf[n > 0 ? n : 0] = '\0';
@@ -95,7 +95,7 @@ bool fenv_wait_console(struct fork_env *env, const char *text, unsigned timeout_
 
 bool fenv_wait_private(struct vm *vm, unsigned timeout_s)
 {
-	for (unsigned i = 0; i < timeout_s * 1000; i++) {
+	for (unsigned i = 0; i < harness_wait_s(timeout_s) * 1000; i++) {
 		if (vm_private_bytes(vm) > 0)
 			return true;
 		sleep_ms(1);

@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <criterion/hooks.h>
+#include <criterion/internal/ordered-set.h>
 
 #include "tests/harness.h"
 #include "vmm/kvm.h"
@@ -52,6 +54,35 @@ unsigned harness_seed(void)
 
 	harness_note("random seed %u (replay with VMFORK_TEST_SEED=%u)", seed, seed);
 	return seed;
+}
+
+unsigned harness_time_scale(void)
+{
+	const char *kind = getenv("VMFORK_KVM_KIND");
+
+	return kind && strstr(kind, "TCG") ? 3 : 1;
+}
+
+unsigned harness_wait_s(unsigned secs)
+{
+	return secs * harness_time_scale();
+}
+
+/* Before any test runs, in the runner: its timeouts, like the waits, scale with the KVM. */
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+	unsigned scale = harness_time_scale();
+
+	if (scale == 1)
+		return;
+	fprintf(stderr, "[NOTE] waits for guests and test timeouts are %u times longer here: %s\n",
+		scale, getenv("VMFORK_KVM_KIND"));
+	FOREACH_SET(struct criterion_suite_set *s, set->suites) {
+		FOREACH_SET(struct criterion_test *t, s->tests) {
+			if (t->data->timeout > 0)
+				t->data->timeout *= scale;
+		}
+	}
 }
 
 bool harness_slow_host(void)
@@ -98,7 +129,7 @@ static void read_console(int fd, struct guest_result *res)
 
 static void run_to_end(struct vm *vm, const struct guest_opts *o, struct guest_result *res)
 {
-	struct watchdog w = { .vm = vm, .timeout_s = o->timeout_s ? o->timeout_s : 30 };
+	struct watchdog w = { .vm = vm, .timeout_s = harness_wait_s(o->timeout_s ? o->timeout_s : 30) };
 	pthread_t t;
 
 	res->ret = vm_start(vm);
@@ -170,6 +201,7 @@ int harness_run_cli(char *const argv[], char *out, size_t out_size, unsigned tim
 		dup2(devnull, STDIN_FILENO);
 		child_exec(argv, fd);
 	}
+	timeout_s = harness_wait_s(timeout_s);
 	for (unsigned i = 0; i < timeout_s * 50u; i++) {
 		if (waitpid(pid, &status, WNOHANG) == pid)
 			break;

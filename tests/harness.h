@@ -14,6 +14,14 @@ const char *harness_kvm_unusable(void);
 void harness_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A seed for rand(): VMFORK_TEST_SEED or a new one, printed so a failure can be replayed. */
 unsigned harness_seed(void);
+/*
+ * How many times longer than on hardware KVM a wait for a guest may take: 3
+ * under QEMU's TCG (tools/with-kvm.sh says so in VMFORK_KVM_KIND), where an
+ * emulated CPU runs every guest of a run; else 1. Test timeouts are scaled too.
+ */
+unsigned harness_time_scale(void);
+/* secs for a wait on a guest, scaled by harness_time_scale(). */
+unsigned harness_wait_s(unsigned secs);
 /* True on a nested host whose guest CPL0 code is emulated (kvm_pvm): slower. */
 bool harness_slow_host(void);
 

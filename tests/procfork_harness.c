@@ -24,7 +24,7 @@ int pfh_wait(pid_t pid, unsigned timeout_s)
 	struct timespec ms2 = { 0, 2 * 1000 * 1000 };
 	int status;
 
-	for (unsigned i = 0; i < timeout_s * 500; i++) {
+	for (unsigned i = 0; i < harness_wait_s(timeout_s) * 500; i++) {
 		pid_t got = waitpid(pid, &status, WNOHANG);
 
 		if (got == pid)

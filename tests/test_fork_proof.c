@@ -42,12 +42,12 @@ static unsigned all_vms(struct vm **vms)
 
 static void wait_all(unsigned timeout_s)
 {
-	if (vmm_wait_all_stopped(&env.vmm, timeout_s * 1000))
+	if (vmm_wait_all_stopped(&env.vmm, harness_wait_s(timeout_s) * 1000))
 		return;
 	fenv_note_running(&env);
 	sleep_us(500000); /* a second look tells a loop from a halt */
 	fenv_note_running(&env);
-	cr_assert_fail("VMs still running after %u s", timeout_s);
+	cr_assert_fail("VMs still running after %u s", harness_wait_s(timeout_s));
 }
 
 static uint64_t reference_result(const char *guest, const char *cmdline, unsigned ncpus)

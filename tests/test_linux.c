@@ -137,7 +137,7 @@ static char *wait_for(pid_t pid, const char *path, bool (*done)(const char *), u
 {
 	char *out = NULL;
 
-	for (unsigned i = 0; i < secs * 4; i++) {
+	for (unsigned i = 0; i < harness_wait_s(secs) * 4; i++) {
 		/* Ask before reading: what a VMM that ended wrote is all in the file by then. */
 		bool ended = vmm_ended(pid);
 
@@ -161,7 +161,7 @@ static const char *tail(const char *out, size_t n)
 /* The exit status of pid once it ends by itself, or -1 if it still runs after secs. */
 static int wait_exit(pid_t pid, unsigned secs)
 {
-	for (unsigned i = 0; i < secs * 10 && !vmm_ended(pid); i++)
+	for (unsigned i = 0; i < harness_wait_s(secs) * 10 && !vmm_ended(pid); i++)
 		usleep(100000);
 	if (vmm_status < 0)
 		return -1;

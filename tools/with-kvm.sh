@@ -213,7 +213,7 @@ run_in_qemu() {
 	say "no usable /dev/kvm here: running in a QEMU VM ($cpus CPUs, $mem, $kver): $QEMU_KIND"
 	rc=0
 	"$qemu" -nodefaults -no-user-config -no-reboot \
-		-accel "tcg,thread=${VMFORK_QEMU_TCG_THREAD:-multi}" -cpu max -smp "$cpus" -m "$mem" \
+		-accel "tcg,thread=${VMFORK_QEMU_TCG_THREAD:-single}" -cpu max -smp "$cpus" -m "$mem" \
 		-bios /usr/share/qemu/qboot.rom -display none -vga none -net none \
 		-kernel "$kernel" -initrd "$initrd" \
 		-append "console=ttyS0 quiet panic=-1 vmfork.job=$job" \
