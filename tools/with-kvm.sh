@@ -9,8 +9,8 @@
 #   tools/with-kvm.sh --kind                    say which KVM CMD would get
 #
 # Environment: VMFORK_QEMU=1 uses QEMU even where /dev/kvm works;
-# VMFORK_QEMU_MEM and VMFORK_QEMU_CPUS size the QEMU VM; VMFORK_QEMU_TCG_THREAD
-# (multi, single) is TCG's threading; VMFORK_QEMU_KERNEL
+# VMFORK_QEMU_MEM and VMFORK_QEMU_CPUS (default 1) size the QEMU VM;
+# VMFORK_QEMU_TCG_THREAD (multi, single) is TCG's threading; VMFORK_QEMU_KERNEL
 # picks its kernel (default: bookworm-backports' kernel, unpacked into the
 # cache; elsewhere the newest /boot/vmlinuz-*-amd64). VMFORK_CACHE: the cache
 # (~/.cache/vm-fork).
@@ -209,11 +209,14 @@ run_in_qemu() {
 	} >"$job/cmd.sh"
 	share_dir >"$job/share"
 	mem=${VMFORK_QEMU_MEM:-$(awk '/MemTotal/ { m = int($2 / 1024 / 1024 * 3 / 4); print (m > 16 ? 16 : m) "G" }' /proc/meminfo)}
-	cpus=${VMFORK_QEMU_CPUS:-$(nproc)}
+	# One emulated CPU: with two, multi-threaded TCG wrote L1's state into
+	# nested guests' (docs/kvm-in-qemu.md), and one TCG thread for two CPUs
+	# left Linux guests without timer progress.
+	cpus=${VMFORK_QEMU_CPUS:-1}
 	say "no usable /dev/kvm here: running in a QEMU VM ($cpus CPUs, $mem, $kver): $QEMU_KIND"
 	rc=0
 	"$qemu" -nodefaults -no-user-config -no-reboot \
-		-accel "tcg,thread=${VMFORK_QEMU_TCG_THREAD:-single}" -cpu max -smp "$cpus" -m "$mem" \
+		-accel "tcg,thread=${VMFORK_QEMU_TCG_THREAD:-multi}" -cpu max -smp "$cpus" -m "$mem" \
 		-bios /usr/share/qemu/qboot.rom -display none -vga none -net none \
 		-kernel "$kernel" -initrd "$initrd" \
 		-append "console=ttyS0 quiet panic=-1 vmfork.job=$job" \
