@@ -18,8 +18,9 @@ criterion_lines='^\[(FAIL|SKIP|WARN|ERR |----|====|RUN |PASS|NOTE)\]'
 if [ "${1:-}" = --inside ]; then
 	bin=$2 json=$3 log=$4
 	shift 4
-	{ "$bin" --json="$json" "$@" 2>&1 1>&3 | tee "$log" |
-		grep --line-buffered -a -E "$criterion_lines"
+	# --verbose: a [RUN ] line as each test starts names the one a hang is in.
+	{ "$bin" --json="$json" --verbose=1 "$@" 2>&1 1>&3 | tee "$log" |
+		grep --line-buffered -a -E "$criterion_lines" | grep --line-buffered -a -v 'Test is disabled'
 	  status=${PIPESTATUS[0]}; } 3>&1
 	exit "$status"
 fi
