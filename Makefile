@@ -27,10 +27,11 @@ GUEST_RT_OBJS := $(patsubst %,$(BUILD)/%.o,$(basename $(GUEST_RT_SRCS)))
 GUEST_NAMES   := $(basename $(notdir $(wildcard guest/*.c)))
 GUESTS        := $(GUEST_NAMES:%=$(BUILD)/guest/%.elf)
 
-.PHONY: all deps demo test test-fast bench clean
+.PHONY: all deps demo test test-fast bench guest-kernel clean
 # Keep the guest runtime objects: every guest links them.
 .SECONDARY: $(GUEST_RT_OBJS) $(GUESTS:.elf=.o)
 INITRAMFS := $(BUILD)/linux/initramfs.cpio.gz
+GUEST_KERNEL := $(BUILD)/linux/guest-bzImage
 all: $(TOOL) $(GUESTS) $(TEST_BIN) $(INITRAMFS)
 
 deps:
@@ -74,6 +75,12 @@ $(BENCH): $(BENCH_OBJS) $(LIB)
 $(INITRAMFS): tools/make-initramfs.sh
 	$(Q)tools/make-initramfs.sh $@
 
+# The small guest kernel (configs/guest-kernel.config), built from Debian's
+# linux-source-6.1 once and cached outside the clone (tools/guest-kernel.sh).
+$(GUEST_KERNEL): configs/guest-kernel.config tools/guest-kernel.sh
+	$(Q)tools/guest-kernel.sh $@ >/dev/null
+guest-kernel: $(GUEST_KERNEL)
+
 # The README's commands: both install what they need first.
 # Each runs its KVM part where a KVM is: here, or in a QEMU VM (tools/with-kvm.sh).
 demo: deps
@@ -81,12 +88,12 @@ demo: deps
 	$(Q)tools/with-kvm.sh tools/demo.sh
 
 test: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory all $(GUEST_KERNEL)
 	$(Q)tools/run-tests.sh $(TEST_BIN)
 
 bench: deps
 	$(Q)tools/install-deps.sh configs/bench-packages.txt
-	$(Q)$(MAKE) --no-print-directory all $(BENCH)
+	$(Q)$(MAKE) --no-print-directory all $(BENCH) $(GUEST_KERNEL)
 	$(Q)tools/with-kvm.sh tools/bench/run.sh $(BUILD)
 
 # Without the slow Linux boot tier.
