@@ -71,6 +71,11 @@ enum bench_row {
 	ROW_CLONE_USS,
 	ROW_CLONE_PRIVATE,
 	ROW_MAX_CLONES,
+	/* Linux to userspace (linux_boot.c), at 256 MiB only. */
+	ROW_LINUX_INIT,
+	ROW_LINUX_DEBIAN,
+	ROW_LINUX_EXIT,
+	ROW_QEMU_LINUX,
 	NROWS
 };
 
@@ -177,6 +182,7 @@ int bench_qemu(struct bench_ctx *ctx, unsigned si);
 int bench_fork(struct bench_ctx *ctx, unsigned si);
 int bench_fork_first(struct bench_ctx *ctx, unsigned si);
 int bench_clones(struct bench_ctx *ctx, unsigned si);
+int bench_linux(struct bench_ctx *ctx, unsigned si);
 
 /*
  * A VMM with booted guests to fork (fork_rows.c; fork_first.c and

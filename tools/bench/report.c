@@ -3,6 +3,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -237,6 +238,9 @@ static void targets_table(const struct bench_ctx *ctx)
 
 void report_table(const struct bench_ctx *ctx)
 {
+	const char *kind = getenv("VMFORK_KVM_KIND");
+
+	printf("KVM: %s\n\n", kind ? kind : "not said (run through tools/with-kvm.sh)");
 	printf("%-20s %5s %5s %11s %11s %8s %-13s %s\n", "measurement", "size", "n", "p50", "p99",
 	       "ratio", "vs (p50/p50)", "note");
 	for (int row = 0; row < NROWS; row++) {
