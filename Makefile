@@ -8,7 +8,7 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -Wmissing-pro
            -D_GNU_SOURCE -pthread -I. -MMD -MP
 LDLIBS  += -lfdt -llzma -lz -lzstd -lmicrohttpd -ljansson -lcurl -pthread
 
-LIB_SRCS  := $(sort $(wildcard vmm/*.c devices/*.c snapshot/*.c))
+LIB_SRCS  := $(sort $(wildcard core/*.c devices/*.c vmm/*.c state/*.c fork/*.c server/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB       := $(BUILD)/libvmm.a
 TOOL      := $(BUILD)/vm-fork
@@ -27,7 +27,7 @@ GUEST_RT_OBJS := $(patsubst %,$(BUILD)/%.o,$(basename $(GUEST_RT_SRCS)))
 GUEST_NAMES   := $(basename $(notdir $(wildcard guest/*.c)))
 GUESTS        := $(GUEST_NAMES:%=$(BUILD)/guest/%.elf)
 
-.PHONY: all deps demo test test-fast bench guest-kernel clean
+.PHONY: all deps demo test test-fast bench guest-kernel check clean
 # Keep the guest runtime objects: every guest links them.
 .SECONDARY: $(GUEST_RT_OBJS) $(GUESTS:.elf=.o)
 INITRAMFS := $(BUILD)/linux/initramfs.cpio.gz
@@ -87,7 +87,7 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tools/with-kvm.sh tools/demo.sh
 
-test: deps
+test: deps check
 	$(Q)$(MAKE) --no-print-directory all $(GUEST_KERNEL)
 	$(Q)tools/run-tests.sh $(TEST_BIN)
 
@@ -99,6 +99,10 @@ bench: deps
 # Without the slow Linux boot tier.
 test-fast: all
 	$(Q)tools/run-tests.sh $(TEST_BIN) --filter='!(linux_boot/*)'
+
+# Includes run down the layers only (the layers are listed in the script).
+check:
+	$(Q)tools/check-layers.sh
 
 clean:
 	rm -rf $(BUILD)

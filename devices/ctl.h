@@ -5,8 +5,8 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "devices/bus.h"
-#include "vmm/memory.h"
+#include "core/bus.h"
+#include "core/memory.h"
 
 struct ctl_host {
 	void (*exit)(void *opaque, int status);

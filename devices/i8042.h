@@ -5,7 +5,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "devices/bus.h"
+#include "core/bus.h"
 
 struct i8042 {
 	pthread_mutex_t lock;

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "devices/bus.h"
+#include "core/bus.h"
 
 struct uart_host {
 	/* Bytes the guest transmitted. Called with the UART's lock held. */

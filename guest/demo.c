@@ -12,8 +12,8 @@
  * LOG:    "demo: template built ..." and "demo: template ready"; each clone one line.
  * REPORT: template: [0] table checksum; clone: [0] words counted, [1] largest word
  */
-#include "rt.h"
 #include "mix.h"
+#include "rt.h"
 
 #define DEMO_TABLE   0x04000000ULL /* 64 MiB: above the image and the runtime */
 #define DEMO_RESULT  0x03fff000ULL /* one page each clone writes */

@@ -34,8 +34,8 @@
  *         4 when the mailbox and region are not free RAM (the image ends above
  *         FI_MAILBOX, or RAM is too small)
  */
-#include "rt.h"
 #include "mix.h"
+#include "rt.h"
 
 #define FI_MAILBOX     0x00fff000ULL
 #define FI_REGION      0x01000000ULL

@@ -31,8 +31,8 @@
  *         fork() semantics check failed; 2 when FORK failed (negative
  *         FORK_RESULT, in [3]); 4 on a bad cmdline
  */
-#include "rt.h"
 #include "mix.h"
+#include "rt.h"
 
 #define FT_MAX_DEPTH   8
 #define FT_MAX_FANOUT  15 /* a CHILD_INDEX fits the 4 bits of a path level */

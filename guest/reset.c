@@ -4,8 +4,8 @@
  * REPORT: none
  * exit:   never returns when the VMM honours the reset; 99 if the write came back
  */
+#include "core/layout.h"
 #include "rt.h"
-#include "vmm/layout.h"
 
 #define RESET_IGNORED 99
 

@@ -5,11 +5,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "snapshot/shells.h"
-#include "vmm/kvm.h"
-#include "vmm/vcpu.h"
+#include "core/kvm.h"
+#include "fork/shells.h"
 #include "tests/fork_harness.h"
 #include "tests/harness.h"
+#include "vmm/vcpu.h"
 
 void fenv_boot(struct fork_env *env, const char *name, const char *cmdline, unsigned ncpus,
 	       uint64_t mem)

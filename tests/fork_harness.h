@@ -4,9 +4,9 @@
 
 #include <stdint.h>
 
-#include "snapshot/fork.h"
+#include "fork/fork.h"
+#include "fork/vmm.h"
 #include "vmm/vm.h"
-#include "vmm/vmm.h"
 
 struct fork_env {
 	struct vmm vmm;

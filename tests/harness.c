@@ -17,8 +17,9 @@
 #include <criterion/hooks.h>
 #include <criterion/internal/ordered-set.h>
 
+#include "core/kvm.h"
+#include "fork/fork.h"
 #include "tests/harness.h"
-#include "vmm/kvm.h"
 
 /* Opening it is the only test that counts: a KVM module may be loaded and refuse to bind. */
 const char *harness_kvm_unusable(void)
@@ -163,8 +164,11 @@ void harness_run_guest(const char *name, const struct guest_opts *o, struct gues
 	if (res->ret < 0)
 		goto out;
 	res->ret = vm_create(&vm, &kvm, &cfg);
-	if (!res->ret)
+	if (!res->ret) {
+		/* Outside a registry: its guest may mark and reset (a fork gets -EINVAL). */
+		vm_attach_fork_engine(vm);
 		res->ret = vm_boot(vm, &cfg);
+	}
 	if (!res->ret)
 		run_to_end(vm, o, res);
 	vm_destroy(vm);

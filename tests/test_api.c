@@ -1,5 +1,5 @@
 /*
- * The control API (vmm/api.h) on a VM running guest/wait_fork.c: every
+ * The control API (server/api.h) on a VM running guest/wait_fork.c: every
  * endpoint through libcurl, bad requests, garbage on a raw socket, and the
  * CLI clients (tools/cmd_api.c) against the same server.
  */
@@ -16,11 +16,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "fork/vmm.h"
+#include "server/api.h"
 #include "tests/harness.h"
 #include "tools/cli.h"
-#include "vmm/api.h"
 #include "vmm/vm.h"
-#include "vmm/vmm.h"
 
 static struct {
 	struct vmm vmm;

@@ -9,8 +9,8 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "core/layout.h"
 #include "vmm/boot.h"
-#include "vmm/layout.h"
 
 #define BZ_SETUP_SECTS 3
 #define BZ_PM_START    ((BZ_SETUP_SECTS + 1) * 512)

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/layout.h"
 #include "vmm/boot.h"
-#include "vmm/layout.h"
 
 #define ELF_DATA_OFF 0x1000
 #define ELF_MAX_SEGS 4

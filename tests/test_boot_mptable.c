@@ -3,8 +3,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "core/layout.h"
 #include "vmm/boot.h"
-#include "vmm/layout.h"
 
 static struct guest_mem mpt_mem;
 

@@ -11,8 +11,8 @@
 #include <asm/bootparam.h>
 #undef boot_e820_entry
 
+#include "core/layout.h"
 #include "vmm/boot.h"
-#include "vmm/layout.h"
 
 static struct guest_mem bp_mem;
 

@@ -2,8 +2,8 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "core/layout.h"
 #include "vmm/boot.h"
-#include "vmm/layout.h"
 
 #define TBL_PTE_FLAGS 0x7ULL    /* present, writable, user */
 #define TBL_PS        0x80ULL

@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "devices/bus.h"
+#include "core/bus.h"
 
 struct bus_rec {
 	unsigned calls;

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vmm/console.h"
+#include "core/console.h"
 
 /* What the input thread delivered; rx takes at most `limit` bytes per call when set. */
 struct con_sink {

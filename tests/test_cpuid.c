@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "vmm/cpuid.h"
+#include "core/cpuid.h"
 
 static struct kvm_cpuid2 *fake_supported(void)
 {

@@ -3,9 +3,9 @@
 #include <errno.h>
 #include <string.h>
 
+#include "core/memory.h"
 #include "devices/ctl.h"
 #include "devices/ctl_abi.h"
-#include "vmm/memory.h"
 
 #define CTL_RAM (16ULL << 20)
 

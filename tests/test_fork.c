@@ -5,11 +5,11 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "core/process_stats.h"
 #include "devices/ctl_abi.h"
+#include "fork/shells.h"
 #include "tests/fork_harness.h"
 #include "tests/harness.h"
-#include "vmm/process_stats.h"
-#include "snapshot/shells.h"
 #include "vmm/vcpu.h"
 #include <pthread.h>
 #include <sched.h>

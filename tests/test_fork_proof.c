@@ -10,9 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guest/rt/mix.h"
 #include "tests/fork_harness.h"
 #include "tests/harness.h"
-#include "guest/rt/mix.h"
 
 #define FS_RESULT 0x1159a5aa47cc3efbULL /* guest/fork_state.c's reference [0] */
 #define MAX_VMS 64

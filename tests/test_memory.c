@@ -8,9 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/layout.h"
+#include "core/memory.h"
 #include "tests/harness.h"
-#include "vmm/layout.h"
-#include "vmm/memory.h"
 
 Test(memory, layout_small_fits_below_hole)
 {

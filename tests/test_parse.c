@@ -2,8 +2,8 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 
-#include "vmm/layout.h"
-#include "vmm/parse.h"
+#include "core/layout.h"
+#include "core/parse.h"
 
 static uint64_t size_of(const char *s)
 {

@@ -1,5 +1,5 @@
 /*
- * Clones in their own processes (snapshot/procfork.h): they run and exit with
+ * Clones in their own processes (fork/procfork.h): they run and exit with
  * their own status, a SIGKILLed one harms nobody, fds do not leak, and the
  * latency beside the in-process fork. Garbage sent to a worker:
  * tests/test_procfork_bad.c.
@@ -16,15 +16,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "snapshot/procfork.h"
-#include "snapshot/procmsg.h"
-#include "snapshot/procpool.h"
-#include "snapshot/shells.h"
+#include "core/clock.h"
+#include "core/process_stats.h"
+#include "fork/procfork.h"
+#include "fork/procmsg.h"
+#include "fork/procpool.h"
+#include "fork/shells.h"
 #include "tests/fork_harness.h"
 #include "tests/harness.h"
-#include "vmm/process_stats.h"
 #include "tests/procfork_harness.h"
-#include "vmm/clock.h"
 
 #define FS_RESULT_ARG "expect=0x1159a5aa47cc3efb" /* guest/fork_state.c's reference */
 

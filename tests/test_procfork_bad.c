@@ -1,5 +1,5 @@
 /*
- * A clone worker is a trust boundary (snapshot/procmsg.h): given garbage it
+ * A clone worker is a trust boundary (fork/procmsg.h): given garbage it
  * answers with an error, exits PROCMSG_EXIT_REFUSED and harms no one; given
  * the same job unspoiled, it runs the clone.
  */
@@ -14,8 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "snapshot/procfork.h"
-#include "snapshot/procmsg.h"
+#include "fork/procfork.h"
+#include "fork/procmsg.h"
 #include "tests/fork_harness.h"
 #include "tests/harness.h"
 #include "tests/procfork_harness.h"

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "snapshot/reset.h"
+#include "fork/reset.h"
 #include "tests/fork_harness.h"
 #include "tests/harness.h"
 

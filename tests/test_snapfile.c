@@ -1,5 +1,5 @@
 /*
- * The state file (snapshot/statefile.h) at its edges, complementing
+ * The state file (state/statefile.h) at its edges, complementing
  * test_statefile.c: every limit accepted at its value and refused one past it,
  * each range and size check on its own behind a valid checksum, and a
  * mutation of every byte, resealed, either refused or accepted only in range.
@@ -13,9 +13,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "snapshot/statefile.h"
-#include "vmm/layout.h"
-#include "vmm/log.h"
+#include "core/layout.h"
+#include "core/log.h"
+#include "state/statefile.h"
 
 static struct vm_snapshot in, out;
 static struct snap_meta meta_in, meta_out;

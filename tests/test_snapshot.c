@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "snapshot/snapdir.h"
+#include "fork/snapdir.h"
 #include "tests/fork_harness.h"
 #include "tests/harness.h"
 

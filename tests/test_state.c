@@ -1,5 +1,5 @@
 /*
- * KVM state capture and restore (snapshot/state.h): distinctive values are
+ * KVM state capture and restore (state/state.h): distinctive values are
  * put into VM A's vCPU with raw ioctls, A is saved and loaded into VM B, and
  * B, saved again, must give the same state back.
  */
@@ -11,9 +11,9 @@
 #include <sys/ioctl.h>
 #include <time.h>
 
-#include "snapshot/state.h"
+#include "core/memory.h"
+#include "state/state.h"
 #include "tests/harness.h"
-#include "vmm/memory.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 

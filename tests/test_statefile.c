@@ -8,9 +8,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "snapshot/statefile.h"
-#include "vmm/layout.h"
-#include "vmm/log.h"
+#include "core/layout.h"
+#include "core/log.h"
+#include "state/statefile.h"
 
 static struct vm_snapshot snap, back;
 static struct snap_meta meta, meta_back;

@@ -1,4 +1,4 @@
-/* A client of the control API (vmm/api.h): HTTP over its Unix socket, with libcurl. */
+/* A client of the control API (server/api.h): HTTP over its Unix socket, with libcurl. */
 #ifndef TOOLS_API_CLIENT_H
 #define TOOLS_API_CLIENT_H
 

@@ -5,7 +5,7 @@
 #include <getopt.h>
 #include <stdio.h>
 
-#include "vmm/version.h"
+#include "core/version.h"
 
 /* Exit statuses of vm-fork itself (a guest's own status passes through unchanged). */
 #define CLI_EXIT_ERROR 1   /* the VMM could not start or run the VM */

@@ -1,6 +1,6 @@
 /*
  * vm-fork fork, info, pause, resume, stop: clients of a running VMM's
- * control API (vmm/api.h), HTTP over its Unix socket with libcurl.
+ * control API (server/api.h), HTTP over its Unix socket with libcurl.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -13,10 +13,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "snapshot/fork.h"
+#include "core/parse.h"
+#include "fork/fork.h"
 #include "tools/api_client.h"
 #include "tools/cli.h"
-#include "vmm/parse.h"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)

@@ -11,14 +11,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/console.h"
+#include "core/log.h"
+#include "core/parse.h"
+#include "fork/vmm.h"
 #include "tools/cli.h"
 #include "tools/serve.h"
 #include "vmm/boot.h"
-#include "vmm/console.h"
-#include "vmm/log.h"
-#include "vmm/parse.h"
 #include "vmm/vm.h"
-#include "vmm/vmm.h"
 
 #define DEFAULT_MEM (256 * MiB)
 /* vm_boot()'s limit on a kernel image (MAX_KERNEL_SIZE in vmm/vm.c). */

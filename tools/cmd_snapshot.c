@@ -14,15 +14,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "snapshot/snapdir.h"
+#include "core/log.h"
+#include "core/parse.h"
+#include "fork/snapdir.h"
+#include "fork/vmm.h"
+#include "server/api.h"
 #include "tools/api_client.h"
 #include "tools/cli.h"
 #include "tools/serve.h"
-#include "vmm/api.h"
-#include "vmm/log.h"
-#include "vmm/parse.h"
 #include "vmm/vm.h"
-#include "vmm/vmm.h"
 
 void cmd_snapshot_usage(FILE *out)
 {

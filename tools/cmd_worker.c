@@ -1,8 +1,8 @@
 /*
  * vm-fork clone-worker (hidden): one clone in its own process. A VMM starts
- * it (snapshot/procfork.c) with one end of a socket; it receives a shape and
+ * it (fork/procfork.c) with one end of a socket; it receives a shape and
  * makes a warm shell of it, then waits for ONE job: the parent's frozen base
- * and state file, the clone's identity and console (snapshot/procmsg.h). It
+ * and state file, the clone's identity and console (fork/procmsg.h). It
  * loads the clone, answers, and runs it until it stops: its exit status is
  * the clone's. Whatever it receives is checked; anything wrong and it refuses
  * the job and exits PROCMSG_EXIT_REFUSED, having touched nothing but itself.
@@ -21,13 +21,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "snapshot/procmsg.h"
-#include "snapshot/vm_snapshot.h"
+#include "core/log.h"
+#include "fork/procmsg.h"
+#include "fork/vmm.h"
+#include "state/vm_snapshot.h"
 #include "tools/cli.h"
 #include "tools/serve.h"
-#include "vmm/log.h"
 #include "vmm/vm.h"
-#include "vmm/vmm.h"
 
 struct worker {
 	struct vmm vmm;
@@ -139,7 +139,7 @@ static int make_shell(struct worker *w)
 /* ---- The job ---- */
 
 /*
- * A pool's worker warms up at SCHED_BATCH (snapshot/procpool.c), and so does
+ * A pool's worker warms up at SCHED_BATCH (fork/procpool.c), and so does
  * every thread it makes. Waiting for its job, and running the clone, it is
  * back at the normal policy: a BATCH thread woken by the job would wait for
  * the CPU's current thread to use up its slice. (BATCH to OTHER at the same

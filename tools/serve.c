@@ -3,14 +3,14 @@
 #include <stdio.h>
 #include <sys/resource.h>
 
-#include "snapshot/procfork.h"
-#include "snapshot/shells.h"
+#include "core/log.h"
+#include "fork/procfork.h"
+#include "fork/shells.h"
+#include "fork/vmm.h"
+#include "server/api.h"
 #include "tools/cli.h"
 #include "tools/serve.h"
-#include "vmm/api.h"
-#include "vmm/log.h"
 #include "vmm/vm.h"
-#include "vmm/vmm.h"
 
 /* What the signal thread is sent when the VMM no longer needs it. */
 #define SIGNAL_THREAD_END SIGUSR1

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/memory.h"
+#include "core/memory.h"
 
 enum boot_image_kind { BOOT_IMAGE_ELF, BOOT_IMAGE_BZIMAGE };
 

@@ -19,9 +19,9 @@
 #include <asm/bootparam.h>
 #undef boot_e820_entry
 
+#include "core/layout.h"
+#include "core/log.h"
 #include "vmm/boot.h"
-#include "vmm/layout.h"
-#include "vmm/log.h"
 
 #define HDR_OFFSET      0x1f1
 #define HDR_AREA_END    0x290      /* boot_params' room for the header */

@@ -8,9 +8,9 @@
 #include <errno.h>
 #include <string.h>
 
+#include "core/layout.h"
+#include "core/log.h"
 #include "vmm/boot.h"
-#include "vmm/layout.h"
-#include "vmm/log.h"
 
 /* Linux links vmlinux at -2 GiB; an entry up there is virtual, not physical. */
 #define KERNEL_VIRT_BASE 0xffffffff80000000ULL

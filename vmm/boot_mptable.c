@@ -8,9 +8,9 @@
 #include <errno.h>
 #include <string.h>
 
+#include "core/layout.h"
+#include "core/log.h"
 #include "vmm/boot.h"
-#include "vmm/layout.h"
-#include "vmm/log.h"
 
 #define MP_SPEC_REV     4       /* 1.4 */
 #define MP_LAPIC_VER    0x14    /* an integrated local APIC, as KVM's reports */

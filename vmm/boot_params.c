@@ -15,9 +15,9 @@
 #include <asm/bootparam.h>
 #undef boot_e820_entry
 
+#include "core/layout.h"
+#include "core/log.h"
 #include "vmm/boot.h"
-#include "vmm/layout.h"
-#include "vmm/log.h"
 
 #define HDR_OFFSET       0x1f1
 #define HDR_BOOT_FLAG    0xaa55

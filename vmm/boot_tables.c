@@ -7,8 +7,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "core/layout.h"
 #include "vmm/boot.h"
-#include "vmm/layout.h"
 
 #define PTE_P   (1ULL << 0)
 #define PTE_RW  (1ULL << 1)

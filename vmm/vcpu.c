@@ -6,9 +6,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/cpuid.h"
+#include "core/log.h"
 #include "vmm/boot.h"
-#include "vmm/cpuid.h"
-#include "vmm/log.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 

@@ -5,16 +5,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/console.h"
+#include "core/log.h"
 #include "devices/ctl_abi.h"
 #include "devices/uart.h"
 #include "vmm/boot.h"
-#include "vmm/console.h"
-#include "vmm/log.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
-#include "vmm/vmm.h"
-#include "snapshot/fork.h"
-#include "snapshot/reset.h"
 
 #define MAX_KERNEL_SIZE (512 * MiB)
 #define MAX_INITRD_SIZE (2 * GiB)
@@ -98,17 +95,33 @@ static void ctl_report(void *opaque, uint64_t value)
 /* A guest-requested fork runs on the vCPU thread that wrote the FORK register. */
 static void ctl_fork_request(void *opaque, uint64_t count)
 {
-	vm_guest_fork(opaque, vcpu_self(), count);
+	struct vm *vm = opaque;
+
+	if (vm->guest_ops)
+		vm->guest_ops->fork(vm, vcpu_self(), count);
+	else
+		ctl_set_fork_result(&vm->ctl, -ENOSYS, 0);
 }
 
 static void ctl_mark_request(void *opaque, uint64_t counter_gpa)
 {
-	vm_guest_mark(opaque, vcpu_self(), counter_gpa);
+	struct vm *vm = opaque;
+
+	if (vm->guest_ops)
+		vm->guest_ops->mark(vm, vcpu_self(), counter_gpa);
+	else
+		ctl_set_mark_result(&vm->ctl, -ENOSYS);
 }
 
 static void ctl_reset_request(void *opaque)
 {
-	vm_guest_reset(opaque, vcpu_self());
+	struct vm *vm = opaque;
+
+	if (vm->guest_ops)
+		vm->guest_ops->reset(vm, vcpu_self());
+	else
+		pr_warn("VM %llu: the guest asked for a reset, but nothing here can reset it",
+			(unsigned long long)vm->id);
 }
 
 static void kbd_reset(void *opaque)
@@ -418,8 +431,8 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status)
 		if (vm->vcpus[i])
 			vcpu_kick(vm->vcpus[i]);
 	pthread_mutex_unlock(&vm->lock);
-	if (vm->vmm)
-		vmm_notify(vm->vmm);
+	if (vm->guest_ops)
+		vm->guest_ops->stopped(vm);
 }
 
 enum vm_stop_reason vm_wait(struct vm *vm)
@@ -448,8 +461,8 @@ void vm_destroy(struct vm *vm)
 	vm_wait_retired(vm);
 	if (vm->console)
 		console_close(vm->console);
-	vm_drop_cached_state(vm);
-	vm_drop_reset_point(vm);
+	if (vm->guest_ops)
+		vm->guest_ops->release(vm);
 	free(vm->cpuid_table);
 	if (vm->uart)
 		uart_destroy(vm->uart);
@@ -544,8 +557,8 @@ int vm_resume_locked(struct vm *vm)
 		__atomic_store_n(&vm->pause_requested, false, __ATOMIC_RELEASE);
 		pthread_cond_broadcast(&vm->resumed);
 	}
-	if (!ret)
-		vm_drop_cached_state(vm);
+	if (!ret && vm->guest_ops)
+		vm->guest_ops->resumed(vm);
 	pthread_mutex_unlock(&vm->lock);
 	return ret;
 }

@@ -10,13 +10,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "devices/bus.h"
+#include "core/bus.h"
+#include "core/cpuid.h"
+#include "core/kvm.h"
+#include "core/layout.h"
+#include "core/memory.h"
 #include "devices/ctl.h"
 #include "devices/i8042.h"
-#include "vmm/cpuid.h"
-#include "vmm/kvm.h"
-#include "vmm/layout.h"
-#include "vmm/memory.h"
 
 struct console;
 struct fork_cache;
@@ -28,7 +28,7 @@ struct vm_config {
 	uint64_t mem_size;          /* bytes, a multiple of 2 MiB */
 	const char *mem_path;       /* NULL: guest RAM in an anonymous memfd */
 	unsigned ncpus;             /* 1..VM_MAX_CPUS */
-	const char *console;        /* console spec (vmm/console.h); NULL: "stdio" */
+	const char *console;        /* console spec (core/console.h); NULL: "stdio" */
 	bool console_input;         /* read the console's input into the UART */
 	const char *cpuid_mask;     /* --cpuid-mask spec, or NULL */
 	/* What to boot (vm_boot()). */
@@ -52,11 +52,31 @@ enum vm_stop_reason {
 
 enum vm_run_state { VM_STATE_CREATED, VM_STATE_RUNNING, VM_STATE_PAUSED, VM_STATE_STOPPED };
 
+struct vm;
 struct vmm;
+
+/*
+ * What the VM asks of the layers above it (fork/ installs them: the VM
+ * cannot name the fork engine). Without them a guest's fork, mark and reset
+ * requests are refused (-ENOSYS) and nothing hangs on the VM.
+ */
+struct vm_guest_ops {
+	/* The guest's requests, each on the vCPU thread that made it (self). */
+	void (*fork)(struct vm *vm, struct vcpu *self, uint64_t count);
+	void (*mark)(struct vm *vm, struct vcpu *self, uint64_t counter_gpa);
+	void (*reset)(struct vm *vm, struct vcpu *self);
+	/* The VM runs again: what a fork cached of it is stale. */
+	void (*resumed)(struct vm *vm);
+	/* The VM stopped (its registry wakes whoever waits for that). */
+	void (*stopped)(struct vm *vm);
+	/* The VM is being destroyed: free what the layer above hung on it. */
+	void (*release)(struct vm *vm);
+};
 
 struct vm {
 	struct kvm_host *kvm;
-	struct vmm *vmm;              /* the registry it belongs to, or NULL */
+	struct vmm *vmm;              /* the registry it belongs to (fork/vmm.h), or NULL */
+	const struct vm_guest_ops *guest_ops; /* or NULL */
 	uint64_t id;                  /* clone id: 0 for the first booted VM; VM_ID_NONE until registered */
 	uint64_t parent_id;           /* == id for a booted VM */
 	char console_spec[256];
@@ -64,7 +84,7 @@ struct vm {
 	bool threads_started;
 	/* What a fork captured while paused, reused by further forks until it runs again. */
 	struct fork_cache *fork_cache;
-	struct reset_point *reset_point; /* snapshot/reset.h */
+	struct reset_point *reset_point; /* fork/reset.h */
 	int fd;
 	struct guest_mem mem;
 	struct bus bus;
@@ -117,7 +137,7 @@ int vm_create_shell(struct vm **out, struct kvm_host *kvm, uint64_t mem_size, un
 int vm_set_cpuid_table(struct vm *vm, const struct kvm_cpuid2 *table);
 /* The CPUID vCPU 0 of this VM was given (malloc'd). */
 struct kvm_cpuid2 *vm_cpuid(const struct vm *vm);
-/* Open spec (vmm/console.h) as the VM's console, replacing the one it had. */
+/* Open spec (core/console.h) as the VM's console, replacing the one it had. */
 int vm_set_console(struct vm *vm, const char *spec);
 /* Load cfg->kernel (+ initrd, command line) and point the boot vCPU at it. */
 int vm_boot(struct vm *vm, const struct vm_config *cfg);
@@ -137,8 +157,6 @@ void vm_wait_parked(struct vm *vm);
  */
 void vm_take_machine(struct vm *vm, struct vm *shell);
 void vm_wait_retired(struct vm *vm);
-/* Forget the state cached by a fork (the VM ran, or is going away). */
-void vm_drop_cached_state(struct vm *vm);
 /* Wait until the VM stops and its vCPU threads have ended; returns the reason. */
 enum vm_stop_reason vm_wait(struct vm *vm);
 /* Ask the VM to stop; the first reason given wins. Safe from any thread. */

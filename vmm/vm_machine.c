@@ -1,6 +1,6 @@
 /*
  * A VM moving onto another KVM machine: how the first fork of a VM avoids
- * remapping its populated RAM (snapshot/fork.c). Everything the guest can
+ * remapping its populated RAM (fork/fork.c). Everything the guest can
  * see was loaded into the new machine; the vCPU threads, devices, console
  * and identity stay with the struct vm and simply run on the new fds.
  */
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "vmm/log.h"
+#include "core/log.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 

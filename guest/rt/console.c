@@ -3,8 +3,8 @@
  * printf, and COM1 by port I/O for CPL0 code.
  */
 #pragma GCC target("general-regs-only")
+#include "core/layout.h"
 #include "internal.h"
-#include "vmm/layout.h"
 
 #define LOG_TEXT_MAX 512
 

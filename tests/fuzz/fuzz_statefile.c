@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the snapshot state-file parser (snapshot/statefile.c).
+ * libFuzzer target for the snapshot state-file parser (state/statefile.c).
  * The first input byte picks the mode: even, the bytes after it are parsed
  * as they are (so the checksum check stands in front); odd, they are first
  * given a valid checksum, so mutations reach the structure checks behind it.
@@ -13,8 +13,8 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "snapshot/statefile.h"
-#include "vmm/log.h"
+#include "core/log.h"
+#include "state/statefile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);

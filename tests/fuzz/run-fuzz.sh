@@ -13,7 +13,7 @@ if ! command -v clang >/dev/null; then
 fi
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-std=gnu11 -D_GNU_SOURCE -I. \
-	tests/fuzz/fuzz_statefile.c snapshot/statefile.c tests/fuzz/stubs.c vmm/log.c \
+	tests/fuzz/fuzz_statefile.c state/statefile.c tests/fuzz/stubs.c core/log.c \
 	-lfdt -lz -o "$out/fuzz_statefile"
 export VMFORK_FUZZ_SEEDS="$out/corpus"
 "$out/fuzz_statefile" -runs="$runs" -max_len=65536 -print_final_stats=1 "$out/corpus"

@@ -15,9 +15,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "snapshot/fork.h"
-#include "snapshot/state.h"
-#include "vmm/kvm.h"
+#include "core/kvm.h"
+#include "fork/fork.h"
+#include "state/state.h"
 
 struct vm;
 struct vmm;

@@ -32,12 +32,12 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "snapshot/fork.h"
+#include "core/layout.h"
+#include "core/process_stats.h"
+#include "fork/fork.h"
+#include "fork/vmm.h"
 #include "tools/bench/bench.h"
-#include "vmm/layout.h"
-#include "vmm/process_stats.h"
 #include "vmm/vm.h"
-#include "vmm/vmm.h"
 
 #define CLONE_BATCH      50
 #define SETTLE_MS        300

@@ -17,12 +17,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "snapshot/state.h"
+#include "core/cpuid.h"
+#include "core/kvm.h"
+#include "core/layout.h"
+#include "core/memory.h"
+#include "state/state.h"
 #include "tools/bench/bench.h"
-#include "vmm/cpuid.h"
-#include "vmm/kvm.h"
-#include "vmm/layout.h"
-#include "vmm/memory.h"
 
 /* ---- cold VM ---- */
 
@@ -88,7 +88,7 @@ struct prepared_vm {
 
 /*
  * The state a fork child receives. This is the one place to change when the
- * way a fork loads state changes: today it is snapshot/state.h's full load.
+ * way a fork loads state changes: today it is state/state.h's full load.
  */
 static int prepared_load_state(const struct prepared_vm *p)
 {

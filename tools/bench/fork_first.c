@@ -19,12 +19,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "snapshot/fork.h"
-#include "snapshot/shells.h"
+#include "core/layout.h"
+#include "fork/fork.h"
+#include "fork/shells.h"
+#include "fork/vmm.h"
 #include "tools/bench/bench.h"
-#include "vmm/layout.h"
 #include "vmm/vm.h"
-#include "vmm/vmm.h"
 
 #define FIRST_TIMEOUT_NS (2000ull * 1000 * 1000)
 #define ISO_CMDLINE      "timeout_ms=600000"

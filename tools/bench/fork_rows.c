@@ -25,12 +25,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "snapshot/fork.h"
-#include "snapshot/shells.h"
+#include "core/layout.h"
+#include "fork/fork.h"
+#include "fork/shells.h"
+#include "fork/vmm.h"
 #include "tools/bench/bench.h"
-#include "vmm/layout.h"
 #include "vmm/vm.h"
-#include "vmm/vmm.h"
 
 #define BOOT_TIMEOUT_MS   30000
 #define POOL_TIMEOUT_MS   30000

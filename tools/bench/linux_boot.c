@@ -20,8 +20,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/layout.h"
 #include "tools/bench/bench.h"
-#include "vmm/layout.h"
 
 #define LINUX_CMDLINE "console=ttyS0 reboot=k panic=-1 i8042.noaux " \
 		      "initcall_blacklist=cmos_init quiet"

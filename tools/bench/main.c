@@ -10,10 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/layout.h"
+#include "core/log.h"
+#include "core/parse.h"
 #include "tools/bench/bench.h"
-#include "vmm/layout.h"
-#include "vmm/log.h"
-#include "vmm/parse.h"
 
 /* The table, in print order. ratio_vs names the floor a row is divided by. */
 const struct bench_row_def bench_rows[NROWS] = {
@@ -24,7 +24,7 @@ const struct bench_row_def bench_rows[NROWS] = {
 	[ROW_MAP_MMAP] = { "map_base.mmap", "us", ROW_COLD_VM,
 		"  its mmap over the slotted range (KVM invalidation)", NULL },
 	[ROW_MAP_STATE] = { "map_base.state", "us", ROW_COLD_VM,
-		"  its vCPU + VM state load (snapshot/state.h)", NULL },
+		"  its vCPU + VM state load (state/state.h)", NULL },
 	[ROW_PROC_FORK] = { "process_fork", "us", ROW_COLD_VM,
 		"fork() of a process holding this much touched anonymous RAM", NULL },
 	[ROW_MEMCPY] = { "memcpy", "us", ROW_COLD_VM,

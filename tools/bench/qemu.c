@@ -18,9 +18,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/layout.h"
 #include "tools/bench/bench.h"
 #include "tools/bench/qmp.h"
-#include "vmm/layout.h"
 
 #define QEMU_START_MS    30000
 #define QEMU_MIGRATE_MS  300000

@@ -8,8 +8,8 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "core/layout.h"
 #include "tools/bench/bench.h"
-#include "vmm/layout.h"
 
 static bool is_time(int row)
 {

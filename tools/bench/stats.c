@@ -7,8 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/layout.h"
 #include "tools/bench/bench.h"
-#include "vmm/layout.h"
 
 uint64_t now_ns(void)
 {

@@ -1,0 +1,444 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "devices/ctl_abi.h"
+#include "fork/capture.h"
+#include "fork/fork.h"
+#include "fork/shells.h"
+#include "fork/vmm.h"
+#include "state/vm_snapshot.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+/* A paused VM's state and private pages do not change: forks capture them once. */
+struct fork_cache {
+	struct vm_capture cap;
+	uint64_t serial;          /* names this state for the shell pool */
+};
+
+/* What every child of one fork shares. */
+struct fork_plan {
+	struct vm *parent;
+	struct vm_snapshot *snap;           /* in the parent's fork_cache, or kept */
+	struct mem_ranges *private_pages;   /* likewise */
+	const struct vm_capture *kept;      /* the parent runs on: its pages as captured */
+	uint64_t serial;
+	uint64_t first_id;
+	bool guest_requested;
+};
+
+static void clone_console_spec(struct vmm *vmm, uint64_t id, char *out, size_t size)
+{
+	const char *fmt = vmm->clone_console ? vmm->clone_console : "none";
+	const char *pct = strstr(fmt, "%u");
+
+	if (!pct) {
+		snprintf(out, size, "%s", fmt);
+		return;
+	}
+	snprintf(out, size, "%.*s%llu%s", (int)(pct - fmt), fmt, (unsigned long long)id, pct + 2);
+}
+
+/*
+ * A VM of the parent's shape with the parent's base mapped: from a warm shell
+ * (perhaps with the parent's state loaded already: fit->state_loaded), or cold.
+ */
+static int obtain_vm(struct fork_plan *plan, struct vm **out, struct shell_fit *fit)
+{
+	struct vm *parent = plan->parent;
+	struct vm *vm = NULL;
+	int ret;
+
+	memset(fit, 0, sizeof(*fit));
+	ret = 0;
+	if (parent->vmm->shells)
+		vm = shell_pool_take(parent->vmm->shells, parent, plan->serial, fit);
+	if (!vm) {
+		/* Its threads start once its state is loaded (make_child). */
+		ret = vm_create_shell(&vm, parent->kvm, parent->mem.size, parent->ncpus,
+				      &parent->cpuid_mask, &parent->mem);
+		if (!ret && parent->cpuid_table)
+			ret = vm_set_cpuid_table(vm, parent->cpuid_table);
+		if (ret < 0) {
+			vm_destroy(vm);
+			return ret;
+		}
+		fit->base_mapped = true;
+	}
+	if (fit->base_mapped)
+		guest_mem_adopt_base(&vm->mem); /* premapped before the parent froze */
+	else
+		ret = guest_mem_map_base(&vm->mem, &parent->mem);
+	if (ret < 0) {
+		vm_destroy(vm);
+		return ret;
+	}
+	*out = vm;
+	return 0;
+}
+
+static void set_identity(struct fork_plan *plan, struct vm *child, unsigned index)
+{
+	struct ctl_state id = plan->snap->ctl;
+
+	id.clone_id = plan->first_id + index;
+	id.generation = plan->snap->ctl.generation + 1;
+	id.child_index = index + 1;
+	id.fork_result = 0;
+	id.fork_first_id = 0;
+	ctl_restore(&child->ctl, &id);
+	child->id = id.clone_id;
+	child->parent_id = plan->parent->id;
+}
+
+static int make_child(struct fork_plan *plan, unsigned index, struct vm **out, bool *from_shell)
+{
+	struct shell_fit fit;
+	char console[256];
+	struct vm *child;
+	int ret = obtain_vm(plan, &child, &fit);
+
+	if (ret < 0)
+		return ret;
+	*from_shell = fit.base_mapped || fit.state_loaded;
+	if (plan->kept)
+		vm_capture_put_pages(plan->kept, &child->mem);
+	else
+		guest_mem_copy_ranges(&plan->parent->mem, &child->mem, plan->private_pages);
+	ret = fit.state_loaded ? 0 : vm_snapshot_load(child, plan->snap);
+	if (!ret) {
+		set_identity(plan, child, index);
+		clone_console_spec(plan->parent->vmm, child->id, console, sizeof(console));
+		ret = vm_set_console(child, console);
+	}
+	if (!ret && !child->threads_started)
+		ret = vm_start_paused(child);
+	if (ret < 0) {
+		vm_destroy(child);
+		return ret;
+	}
+	*out = child;
+	return 0;
+}
+
+void vm_drop_cached_state(struct vm *vm)
+{
+	struct fork_cache *c = vm->fork_cache;
+
+	if (!c)
+		return;
+	vm_capture_free(&c->cap);
+	free(c);
+	vm->fork_cache = NULL;
+}
+
+/* Names a captured state for the shell pool. */
+static uint64_t new_serial(struct vmm *vmm)
+{
+	return __atomic_add_fetch(&vmm->next_serial, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * The first fork of a VM whose RAM a warm shell has premapped: rather than
+ * remapping the VM's own RAM MAP_PRIVATE (KVM then zaps everything the guest
+ * had mapped, in proportion to the pages it touched), its state is loaded
+ * into the shell, whose machine it takes (vm_take_machine()). The state
+ * captured for that is what its children get; it owns no pages yet.
+ * On failure the parent is as it was and shell is gone.
+ */
+static int move_into_shell(struct vm *parent, struct vm *shell, struct vm_capture *cap)
+{
+	const struct msr_list *msrs = vmm_msr_list(parent->vmm);
+	int ret;
+
+	memset(cap, 0, sizeof(*cap));
+	ret = msrs ? vm_snapshot_capture(parent, msrs, &cap->state) : -EINVAL;
+	if (!ret)
+		ret = vm_snapshot_load(shell, &cap->state);
+	if (ret < 0) {
+		vm_capture_free(cap);
+		vm_destroy(shell);
+		return ret;
+	}
+	vm_take_machine(parent, shell);
+	return 0;
+}
+
+/* Capture the paused parent: by moving it into shell when there is one (and that works). */
+static int capture_or_move(struct vm *parent, struct vm *shell, bool keep_data,
+			   struct vm_capture *cap, struct fork_stats *st)
+{
+	if (shell && move_into_shell(parent, shell, cap) == 0) {
+		st->moved = true;
+		return 0;
+	}
+	return vm_capture(parent, keep_data, cap);
+}
+
+/*
+ * Capture the paused parent once; its memory first (freezing takes its writes
+ * into the base). shell: see capture_or_move() (never with a cache: a cache
+ * exists only once the RAM is frozen, and shells are taken only before).
+ */
+static int capture(struct fork_plan *plan, struct fork_stats *st, struct vm *shell)
+{
+	struct vm *parent = plan->parent;
+	struct fork_cache *c = parent->fork_cache;
+	int ret;
+
+	if (!c) {
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			vm_destroy(shell);
+			return -ENOMEM;
+		}
+		ret = capture_or_move(parent, shell, false, &c->cap, st);
+		st->freeze_ns += c->cap.freeze_ns;
+		if (ret < 0) {
+			free(c);
+			return ret;
+		}
+		c->serial = new_serial(parent->vmm);
+		parent->fork_cache = c;
+	}
+	plan->snap = &c->cap.state;
+	plan->private_pages = &c->cap.pages;
+	plan->serial = c->serial;
+	st->pages_copied = c->cap.pages.pages;
+	return 0;
+}
+
+static void discard_children(struct vm **children, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		vm_destroy(children[i]);
+}
+
+static int register_children(struct vmm *vmm, struct vm **children, unsigned n, bool start)
+{
+	for (unsigned i = 0; i < n; i++) {
+		int ret = vmm_add(vmm, children[i]);
+
+		if (ret < 0) {
+			discard_children(children + i, n - i);
+			return ret;
+		}
+		/* The registry keeps its reference; the caller gets one of its own. */
+		vmm_ref(vmm, children[i]);
+	}
+	/* Woken last, so running children do not compete with the fork for CPUs. */
+	for (unsigned i = 0; start && i < n; i++)
+		if (vm_resume(children[i]) < 0)
+			pr_warn("clone %llu did not start", (unsigned long long)children[i]->id);
+	return 0;
+}
+
+static int make_children(struct fork_plan *plan, const struct fork_request *req,
+			 struct vm **children, struct fork_stats *st)
+{
+	uint64_t t = now_ns();
+	unsigned made = 0;
+	int ret = 0;
+
+	plan->first_id = vmm_alloc_ids(plan->parent->vmm, req->count);
+	for (; made < req->count; made++) {
+		bool from_shell;
+
+		ret = make_child(plan, made, &children[made], &from_shell);
+		if (ret < 0)
+			break;
+		st->from_shells += from_shell;
+	}
+	if (ret < 0)
+		discard_children(children, made);
+	else
+		ret = register_children(plan->parent->vmm, children, made, req->start_children);
+	st->children_ns = now_ns() - t;
+	return ret;
+}
+
+/* The parent is paused (every vCPU parked, exits completed); shell: capture_or_move(). */
+static int fork_paused(struct fork_plan *plan, const struct fork_request *req,
+		       struct vm **children, struct fork_stats *st, struct vm *shell)
+{
+	uint64_t t = now_ns(), frozen_before = st->freeze_ns;
+	int ret = capture(plan, st, shell);
+
+	st->capture_ns = now_ns() - t - (st->freeze_ns - frozen_before);
+	return ret < 0 ? ret : make_children(plan, req, children, st);
+}
+
+/*
+ * A running parent that is to go on (paused by vm_fork) is resumed as soon as
+ * its state and its own pages are copied out; its children are made from
+ * that copy while it runs, so it is paused for the capture only.
+ */
+static int fork_then_resume(struct fork_plan *plan, const struct fork_request *req,
+			    struct vm **children, struct fork_stats *st, uint64_t t_pause,
+			    struct vm *shell)
+{
+	struct vm *parent = plan->parent;
+	struct vm_capture cap;
+	uint64_t t = now_ns();
+	int ret = capture_or_move(parent, shell, true, &cap, st);
+
+	st->freeze_ns += cap.freeze_ns;
+	st->capture_ns = now_ns() - t - cap.freeze_ns;
+	vm_resume_locked(parent);
+	st->paused_ns = now_ns() - t_pause;
+	if (ret < 0)
+		return ret;
+	plan->snap = &cap.state;
+	plan->private_pages = &cap.pages;
+	plan->kept = &cap;
+	plan->serial = new_serial(parent->vmm);
+	st->pages_copied = cap.pages.pages;
+	ret = make_children(plan, req, children, st);
+	vm_capture_free(&cap);
+	return ret;
+}
+
+static int check_request(struct vm *parent, const struct fork_request *req)
+{
+	if (!parent->vmm) {
+		pr_err("fork: the VM is not registered in a VMM");
+		return -EINVAL;
+	}
+	if (req->count < 1 || req->count > FORK_MAX_COUNT) {
+		pr_err("fork: %u children: ask for 1 to %d", req->count, FORK_MAX_COUNT);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * The parent stays paused: it is a template, so shells get its state too and
+ * its next forks only wake them. (A running parent's shells keep its base
+ * premapped: prepare_memory() left the pool's template as it was.)
+ */
+static void prepare_shells_for(struct vm *parent)
+{
+	struct fork_cache *c = parent->fork_cache;
+
+	if (c && parent->vmm->shells)
+		shell_pool_set_template(parent->vmm->shells, &parent->mem, &c->cap.state, c->serial);
+}
+
+int vm_fork(struct vm *parent, const struct fork_request *req, struct vm **children,
+	    struct fork_stats *stats)
+{
+	struct fork_plan plan = { .parent = parent };
+	struct fork_stats st = { 0 };
+	uint64_t t0 = now_ns(), t_pause;
+	struct vm *shell = NULL;
+	bool was_running;
+	int ret = check_request(parent, req);
+
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&parent->op_lock);
+	was_running = vm_run_state(parent) == VM_STATE_RUNNING;
+	if (!was_running && vm_run_state(parent) != VM_STATE_PAUSED) {
+		pthread_mutex_unlock(&parent->op_lock);
+		pr_err("fork: VM %llu is %s", (unsigned long long)parent->id,
+		       vm_run_state_name(vm_run_state(parent)));
+		return -EINVAL;
+	}
+	if (!parent->mem.frozen)
+		shell = shell_pool_take_mapped(parent->vmm->shells, parent);
+	/*
+	 * Without such a shell, freeze a running parent's RAM before pausing it:
+	 * the remap is most of a first fork's cost, and it is safe while the
+	 * guest runs (KVM refaults through the new mapping, which shows the same
+	 * file). The pages it writes meanwhile are its own, found and copied
+	 * like any others.
+	 */
+	if (was_running && !parent->mem.frozen && !shell) {
+		uint64_t t = now_ns();
+
+		guest_mem_freeze_running(&parent->mem);
+		st.freeze_ns = now_ns() - t;
+	}
+	t_pause = now_ns();
+	ret = was_running ? vm_pause_locked(parent, NULL) : 0;
+	if (ret < 0 && shell)
+		vm_destroy(shell);
+	if (!ret && was_running && req->resume_parent) {
+		ret = fork_then_resume(&plan, req, children, &st, t_pause, shell);
+	} else {
+		if (!ret)
+			ret = fork_paused(&plan, req, children, &st, shell);
+		if (was_running && (req->resume_parent || ret < 0))
+			vm_resume_locked(parent);
+		else if (!ret)
+			prepare_shells_for(parent);
+		st.paused_ns = now_ns() - t_pause;
+	}
+	pthread_mutex_unlock(&parent->op_lock);
+	st.total_ns = now_ns() - t0;
+	if (stats)
+		*stats = st;
+	return ret;
+}
+
+void vm_guest_fork(struct vm *vm, struct vcpu *self, uint64_t count)
+{
+	struct fork_request req = { .count = (unsigned)count, .start_children = true };
+	struct fork_plan plan = { .parent = vm, .guest_requested = true };
+	struct vm **children;
+	struct fork_stats st = { 0 };
+	int ret;
+
+	if (!self || !vm->vmm || count < 1 || count > VMFORK_MAX_GUEST_FORK) {
+		ctl_set_fork_result(&vm->ctl, -EINVAL, 0);
+		return;
+	}
+	if (!vm_op_lock_from_vcpu(vm)) {
+		ctl_set_fork_result(&vm->ctl, -EBUSY, 0);
+		return;
+	}
+	children = calloc(count, sizeof(*children));
+	ret = children ? vm_pause_locked(vm, self) : -ENOMEM;
+	/*
+	 * Its first fork may move it into a shell, self included: this thread
+	 * then returns from its (completed) MMIO write onto the new vCPU, which
+	 * holds the state captured after it, as every child's does.
+	 */
+	if (!ret) {
+		struct vm *shell = vm->mem.frozen ? NULL : shell_pool_take_mapped(vm->vmm->shells, vm);
+
+		/* Children see FORK_RESULT 0 (set_identity); the parent sees the count. */
+		ret = fork_paused(&plan, &req, children, &st, shell);
+		ctl_set_fork_result(&vm->ctl, ret < 0 ? ret : (int64_t)count,
+				    ret < 0 ? 0 : plan.first_id);
+		for (unsigned i = 0; !ret && i < count; i++)
+			vmm_put(vm->vmm, children[i]);
+		vm_resume_locked(vm);
+	} else {
+		ctl_set_fork_result(&vm->ctl, ret, 0);
+	}
+	pthread_mutex_unlock(&vm->op_lock);
+	free(children);
+}
+
+int fork_capture(struct vm *parent, struct vm_snapshot **snap, struct mem_ranges **private_pages,
+		 struct fork_stats *st)
+{
+	struct fork_plan plan = { .parent = parent };
+	uint64_t t = now_ns();
+	int ret;
+
+	if (!parent->vmm || vm_run_state(parent) != VM_STATE_PAUSED)
+		return -EINVAL;
+	ret = capture(&plan, st, NULL);
+	st->capture_ns = now_ns() - t - st->freeze_ns;
+	if (ret < 0)
+		return ret;
+	*snap = plan.snap;
+	*private_pages = plan.private_pages;
+	return 0;
+}

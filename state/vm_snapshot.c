@@ -1,0 +1,76 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "state/vm_snapshot.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+int vm_snapshot_capture(struct vm *vm, const struct msr_list *msrs, struct vm_snapshot *snap)
+{
+	int ret = 0;
+
+	memset(snap, 0, sizeof(*snap));
+	snap->vcpus = aligned_alloc(64, vm->ncpus * sizeof(*snap->vcpus));
+	if (!snap->vcpus)
+		return -ENOMEM;
+	snap->ncpus = vm->ncpus;
+	snap->mem_size = vm->mem.size;
+	for (unsigned i = 0; !ret && i < vm->ncpus; i++)
+		ret = vcpu_state_save(vm->vcpus[i]->fd, vm->fd, msrs, &snap->vcpus[i]);
+	if (!ret)
+		ret = vm_state_save(vm->fd, &snap->vm);
+	if (ret < 0) {
+		vm_snapshot_free(snap);
+		return ret;
+	}
+	uart_save(vm->uart, &snap->uart);
+	i8042_save(&vm->kbd, &snap->kbd);
+	ctl_save(&vm->ctl, &snap->ctl);
+	return 0;
+}
+
+static int load(struct vm *vm, const struct vm_snapshot *snap, bool same_vm)
+{
+	int ret = 0;
+
+	if (snap->ncpus != vm->ncpus || snap->mem_size != vm->mem.size)
+		return -EINVAL;
+	/* VM-wide state first: the clock and irqchips the vCPUs' LAPICs talk to. */
+	ret = vm_state_restore(vm->fd, &snap->vm);
+	for (unsigned i = 0; !ret && i < vm->ncpus; i++)
+		ret = vcpu_state_load(vm->vcpus[i]->fd, &snap->vcpus[i], same_vm);
+	if (ret < 0)
+		return ret;
+	i8042_restore(&vm->kbd, &snap->kbd);
+	ctl_restore(&vm->ctl, &snap->ctl);
+	/* Devices last: the UART re-drives its interrupt line into the loaded irqchip. */
+	return uart_restore(vm->uart, &snap->uart);
+}
+
+int vm_snapshot_load(struct vm *vm, const struct vm_snapshot *snap)
+{
+	return load(vm, snap, false);
+}
+
+int vm_snapshot_reload(struct vm *vm, const struct vm_snapshot *snap)
+{
+	return load(vm, snap, true);
+}
+
+void vm_snapshot_free(struct vm_snapshot *snap)
+{
+	free(snap->vcpus);
+	snap->vcpus = NULL;
+}
+
+
+int vm_snapshot_copy(struct vm_snapshot *dst, const struct vm_snapshot *src)
+{
+	*dst = *src;
+	dst->vcpus = aligned_alloc(64, src->ncpus * sizeof(*dst->vcpus));
+	if (!dst->vcpus)
+		return -ENOMEM;
+	memcpy(dst->vcpus, src->vcpus, src->ncpus * sizeof(*dst->vcpus));
+	return 0;
+}
