@@ -45,19 +45,29 @@ int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-int parse_count(const char *s, unsigned min, unsigned max, unsigned *out)
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
-	unsigned long v;
+	unsigned long long v;
 	char *end;
 
 	if (!s || !isdigit((unsigned char)*s))
 		return -EINVAL;
 	errno = 0;
-	v = strtoul(s, &end, 10);
+	v = strtoull(s, &end, 10);
 	if (*end)
 		return -EINVAL;
 	if (errno == ERANGE || v < min || v > max)
 		return -ERANGE;
-	*out = (unsigned)v;
+	*out = v;
 	return 0;
+}
+
+int parse_count(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+	uint64_t v;
+	int ret = parse_u64(s, min, max, &v);
+
+	if (!ret)
+		*out = (unsigned)v;
+	return ret;
 }

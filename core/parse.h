@@ -13,5 +13,6 @@ int parse_size(const char *s, uint64_t *out);
 
 /* A decimal count in [min, max]; returns 0, -EINVAL or -ERANGE. */
 int parse_count(const char *s, unsigned min, unsigned max, unsigned *out);
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 #endif

@@ -29,7 +29,7 @@ void ctl_destroy(struct ctl_dev *ctl)
 	pthread_mutex_destroy(&ctl->lock);
 }
 
-static void ctl_count_bad(struct ctl_dev *ctl)
+void ctl_count_bad(struct ctl_dev *ctl)
 {
 	pthread_mutex_lock(&ctl->lock);
 	ctl->bad_accesses++;
@@ -114,11 +114,14 @@ void ctl_set_mark_result(struct ctl_dev *ctl, int64_t result)
 	pthread_mutex_unlock(&ctl->lock);
 }
 
-void ctl_count_reset(struct ctl_dev *ctl)
+uint64_t ctl_count_reset(struct ctl_dev *ctl)
 {
+	uint64_t resets;
+
 	pthread_mutex_lock(&ctl->lock);
-	ctl->resets++;
+	resets = ++ctl->resets;
 	pthread_mutex_unlock(&ctl->lock);
+	return resets;
 }
 
 void ctl_save(struct ctl_dev *ctl, struct ctl_state *st)

@@ -44,7 +44,10 @@ void ctl_save(struct ctl_dev *ctl, struct ctl_state *st);
 void ctl_restore(struct ctl_dev *ctl, const struct ctl_state *st);
 void ctl_set_fork_result(struct ctl_dev *ctl, int64_t result, uint64_t first_id);
 void ctl_set_mark_result(struct ctl_dev *ctl, int64_t result);
-void ctl_count_reset(struct ctl_dev *ctl);
+/* Count a reset; returns the count after it. */
+uint64_t ctl_count_reset(struct ctl_dev *ctl);
+/* Count an access the guest got wrong (size, alignment, offset, a GPA outside its RAM). */
+void ctl_count_bad(struct ctl_dev *ctl);
 
 void ctl_init(struct ctl_dev *ctl, const struct guest_mem *mem, const struct ctl_host *host,
 	      uint64_t ncpus);

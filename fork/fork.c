@@ -312,7 +312,7 @@ static int check_request(struct vm *parent, const struct fork_request *req)
 		pr_err("fork: %u children: ask for 1 to %d", req->count, FORK_MAX_COUNT);
 		return -EINVAL;
 	}
-	return 0;
+	return vmm_room_for(parent->vmm, req->count);
 }
 
 /*
@@ -399,6 +399,13 @@ void vm_guest_fork(struct vm *vm, struct vcpu *self, uint64_t count)
 	}
 	if (!vm_op_lock_from_vcpu(vm)) {
 		ctl_set_fork_result(&vm->ctl, -EBUSY, 0);
+		return;
+	}
+	/* Charged once the fork can go ahead: a retried -EBUSY costs the guest nothing. */
+	ret = vmm_charge_guest_forks(vm->vmm, (unsigned)count);
+	if (ret < 0) {
+		ctl_set_fork_result(&vm->ctl, ret, 0);
+		pthread_mutex_unlock(&vm->op_lock);
 		return;
 	}
 	children = calloc(count, sizeof(*children));

@@ -144,6 +144,17 @@ unsigned proc_clones_list(struct proc_clone_table *t, struct proc_clone_record *
 	return n;
 }
 
+unsigned proc_clones_running(struct proc_clone_table *t)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&t->lock);
+	for (unsigned i = 0; i < t->n; i++)
+		n += t->r[i].running;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
 static struct proc_clone_record *find_locked(struct proc_clone_table *t, uint64_t id)
 {
 	for (unsigned i = 0; i < t->n; i++)

@@ -33,6 +33,8 @@ bool proc_clones_get(struct proc_clone_table *t, uint64_t id, struct proc_clone_
 /* Up to max records, in the order the clones were made; returns how many. */
 unsigned proc_clones_list(struct proc_clone_table *t, struct proc_clone_record *out,
 			  unsigned max);
+/* How many of its clone processes still run. */
+unsigned proc_clones_running(struct proc_clone_table *t);
 /*
  * Send sig to the clone process with this id: 0, -ENOENT (no such clone) or
  * -ESRCH (it has ended). Never a process that is not that clone: its pid

@@ -128,16 +128,10 @@ static int restore_written(struct vm *vm, struct reset_point *rp, struct reset_s
 /* Count the reset, and store the count where the guest asked (checked like any GPA). */
 static void tell_guest(struct vm *vm, const struct reset_point *rp)
 {
-	uint64_t resets;
+	uint64_t resets = ctl_count_reset(&vm->ctl);
 
-	ctl_count_reset(&vm->ctl);
-	if (!rp->counter_gpa)
-		return;
-	pthread_mutex_lock(&vm->ctl.lock);
-	resets = vm->ctl.resets;
-	pthread_mutex_unlock(&vm->ctl.lock);
-	if (guest_write(&vm->mem, rp->counter_gpa, &resets, sizeof(resets)) < 0)
-		vm->ctl.bad_accesses++;
+	if (rp->counter_gpa && guest_write(&vm->mem, rp->counter_gpa, &resets, sizeof(resets)) < 0)
+		ctl_count_bad(&vm->ctl);
 }
 
 int vm_reset_locked(struct vm *vm, struct reset_stats *stats)

@@ -21,6 +21,7 @@ void vmm_init_without_kvm(struct vmm *vmm)
 	pthread_cond_init(&vmm->changed, NULL);
 	vmm->msr_probe_vm_fd = -1;
 	vmm->kvm.fd = -1;
+	vmm_limits_default(&vmm->limits);
 }
 
 int vmm_init(struct vmm *vmm, const char *kvm_path)
@@ -106,7 +107,11 @@ int vmm_add(struct vmm *vmm, struct vm *vm)
 	int ret = 0;
 
 	pthread_mutex_lock(&vmm->lock);
-	if (vmm->nvms == vmm->cap)
+	if (vmm->stopping)
+		ret = -ESHUTDOWN;
+	else if (vmm->limits.max_vms && vmm->nvms >= vmm->limits.max_vms)
+		ret = -EDQUOT;
+	else if (vmm->nvms == vmm->cap)
 		ret = grow(vmm);
 	if (!ret) {
 		if (vm->id == VM_ID_NONE)
@@ -118,6 +123,8 @@ int vmm_add(struct vmm *vmm, struct vm *vm)
 		pthread_cond_broadcast(&vmm->changed);
 	}
 	pthread_mutex_unlock(&vmm->lock);
+	if (ret == -EDQUOT)
+		vmm_note_refused(vmm, "max_vms");
 	return ret;
 }
 

@@ -26,6 +26,24 @@ struct proc_pool;
 
 #define VMM_MAX_JOBS 64
 
+/*
+ * VMM-wide limits: what all of a VMM's guests and API clients together may
+ * make it do, so that no guest can fork-bomb its host (fork/vmm_limits.c).
+ * 0 means no limit. A request over one fails with -EDQUOT, or -EAGAIN for
+ * the rate; a guest reads that in FORK_RESULT (docs/guest-abi.md).
+ */
+struct vmm_limits {
+	unsigned max_vms;           /* VMs registered at once: booted, clones, restored */
+	unsigned guest_forks_per_s; /* children all guests together may ask for per second */
+	uint64_t max_guest_forks;   /* ... in all, over the VMM's life */
+	unsigned max_clone_procs;   /* clones running in processes of their own */
+};
+
+#define VMM_DEFAULT_MAX_VMS           4096
+#define VMM_DEFAULT_GUEST_FORKS_PER_S 1000
+#define VMM_DEFAULT_MAX_GUEST_FORKS   0
+#define VMM_DEFAULT_MAX_CLONE_PROCS   256
+
 struct vmm {
 	struct kvm_host kvm;
 	pthread_mutex_t lock;       /* guards the table and the id counter */
@@ -42,6 +60,13 @@ struct vmm {
 	const char *clone_console;  /* console spec for clones; "%u" becomes the clone id */
 	/* Snapshots being (or lately) written; job id = index + 1. Guarded by lock. */
 	struct snapshot_job *jobs[VMM_MAX_JOBS];
+	/* Limits and what counts against them (fork/vmm_limits.c). Guarded by lock. */
+	struct vmm_limits limits;
+	bool stopping;              /* vmm_stop_all() ran: no VM is added any more */
+	uint64_t guest_forks;       /* children guests asked for, in all */
+	uint64_t fork_window_ns;    /* start of the current second of guest forks */
+	unsigned window_forks;      /* children guests asked for in it */
+	uint64_t refused;           /* requests refused by a limit */
 };
 
 int vmm_init(struct vmm *vmm, const char *kvm_path);
@@ -71,6 +96,25 @@ unsigned vmm_list(struct vmm *vmm, uint64_t *ids, unsigned max);
 unsigned vmm_add_job(struct vmm *vmm, struct snapshot_job *job);
 /* The job with that id, or NULL (it stays owned by the vmm). */
 struct snapshot_job *vmm_get_job(struct vmm *vmm, unsigned id);
+/* The defaults (VMM_DEFAULT_*), which vmm_init() sets. */
+void vmm_limits_default(struct vmm_limits *l);
+void vmm_set_limits(struct vmm *vmm, const struct vmm_limits *l);
+struct vmm_limits vmm_get_limits(struct vmm *vmm);
+/* Whether n more VMs may be registered: 0, -EDQUOT (max_vms), -ESHUTDOWN (stopping). */
+int vmm_room_for(struct vmm *vmm, unsigned n);
+/* Count n children a guest asks for: 0, -EAGAIN (the rate), -EDQUOT (in all, or max_vms). */
+int vmm_charge_guest_forks(struct vmm *vmm, unsigned n);
+/* Whether n more clone processes may run beside those running: 0 or -EDQUOT. */
+int vmm_room_for_procs(struct vmm *vmm, unsigned n);
+/* Say once in a while (1st, 2nd, 4th, ... time) that a limit refused a request. */
+void vmm_note_refused(struct vmm *vmm, const char *what);
+/*
+ * Stop every registered VM with status, whatever their number, and refuse
+ * new ones from then on (a guest forking meanwhile gets -ESHUTDOWN), so that
+ * vmm_wait_all_stopped() ends. The VMM's SIGTERM.
+ */
+void vmm_stop_all(struct vmm *vmm, int status);
+
 /* Called when a registered VM stops, to wake vmm_wait_all_stopped(). */
 void vmm_notify(struct vmm *vmm);
 /* Wait until no registered VM is running (or timeout_ms passes, 0: forever). */

@@ -48,6 +48,10 @@ bool api_stop_proc_clone(struct api_call *c);
 extern const char *const api_snapshot_fields[];
 void api_h_snapshot(struct api_call *c);
 void api_h_snapshot_job(struct api_call *c);
+/* server/api_limits.c */
+extern const char *const api_limits_fields[];
+void api_h_get_limits(struct api_call *c);
+void api_h_set_limits(struct api_call *c);
 extern const size_t api_nroutes;
 
 /* Answer with body (reference stolen; NULL from a failed json_pack() becomes a 500). */

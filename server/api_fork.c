@@ -109,6 +109,8 @@ static const struct fork_error {
 	{ EMFILE, MHD_HTTP_INTERNAL_SERVER_ERROR, "too many open files in this process" },
 	{ ENFILE, MHD_HTTP_INTERNAL_SERVER_ERROR, "too many open files on this host" },
 	{ EBUSY, MHD_HTTP_CONFLICT, "the VM is busy (a fork or pause is under way)" },
+	{ EDQUOT, MHD_HTTP_TOO_MANY_REQUESTS, "over this VMM's limits (GET /v1/limits)" },
+	{ ESHUTDOWN, MHD_HTTP_SERVICE_UNAVAILABLE, "the VMM is stopping" },
 };
 
 static void fork_failed(struct api_call *c, struct vm *parent, unsigned count, int err)
@@ -185,8 +187,10 @@ static void do_fork_processes(struct api_call *c, struct vm *parent, unsigned co
 		api_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 		return;
 	}
-	ret = c->vmm->procs ? vm_fork_to_pool(c->vmm->procs, parent, count, clones, &st)
-			    : vm_fork_to_processes(parent, count, clones, &st);
+	ret = vmm_room_for_procs(c->vmm, count);
+	if (!ret)
+		ret = c->vmm->procs ? vm_fork_to_pool(c->vmm->procs, parent, count, clones, &st)
+				    : vm_fork_to_processes(parent, count, clones, &st);
 	if (ret < 0) {
 		fork_failed(c, parent, count, ret);
 	} else {

@@ -281,6 +281,8 @@ static void h_delete(struct api_call *c)
 
 const struct api_route api_routes[] = {
 	{ "GET", "/v1/info", h_info, NULL },
+	{ "GET", "/v1/limits", api_h_get_limits, NULL },
+	{ "PUT", "/v1/limits", api_h_set_limits, api_limits_fields },
 	{ "GET", "/v1/vms", h_list, NULL },
 	{ "GET", "/v1/vms/{id}", h_get, NULL },
 	{ "DELETE", "/v1/vms/{id}", h_delete, NULL },

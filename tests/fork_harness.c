@@ -17,8 +17,23 @@ void fenv_boot(struct fork_env *env, const char *name, const char *cmdline, unsi
 	fenv_boot_with_shells(env, name, cmdline, ncpus, mem, 0);
 }
 
+static void boot(struct fork_env *env, const char *name, const char *cmdline, unsigned ncpus,
+		 uint64_t mem, unsigned shells, const struct vmm_limits *limits);
+
 void fenv_boot_with_shells(struct fork_env *env, const char *name, const char *cmdline,
 			   unsigned ncpus, uint64_t mem, unsigned shells)
+{
+	boot(env, name, cmdline, ncpus, mem, shells, NULL);
+}
+
+void fenv_boot_limited(struct fork_env *env, const char *name, const char *cmdline, uint64_t mem,
+		       const struct vmm_limits *limits)
+{
+	boot(env, name, cmdline, 1, mem, 0, limits);
+}
+
+static void boot(struct fork_env *env, const char *name, const char *cmdline, unsigned ncpus,
+		 uint64_t mem, unsigned shells, const struct vmm_limits *limits)
 {
 	char kernel[4096], console[32];
 	struct vm_config cfg = {
@@ -31,6 +46,8 @@ void fenv_boot_with_shells(struct fork_env *env, const char *name, const char *c
 	snprintf(kernel, sizeof(kernel), "%s/guest/%s.elf", VMFORK_BUILD_DIR, name);
 	cr_assert_eq(vmm_init(&env->vmm, NULL), 0);
 	env->vmm.clone_console = "none";
+	if (limits)
+		vmm_set_limits(&env->vmm, limits);
 	cr_assert_eq(vm_create(&env->root, &env->vmm.kvm, &cfg), 0);
 	cr_assert_eq(vm_boot(env->root, &cfg), 0);
 	cr_assert_eq(vmm_add(&env->vmm, env->root), 0);

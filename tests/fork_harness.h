@@ -20,6 +20,9 @@ void fenv_boot(struct fork_env *env, const char *name, const char *cmdline, unsi
 /* The same with a pool of `shells` warm shells that premapped its RAM before it starts. */
 void fenv_boot_with_shells(struct fork_env *env, const char *name, const char *cmdline,
 			   unsigned ncpus, uint64_t mem, unsigned shells);
+/* One vCPU, no shells, and the VMM's limits set before the guest starts. */
+void fenv_boot_limited(struct fork_env *env, const char *name, const char *cmdline, uint64_t mem,
+		       const struct vmm_limits *limits);
 void fenv_destroy(struct fork_env *env);
 /* Wait for the VM to stop (timeout_s); returns its exit status, -1 on a timeout. */
 int fenv_wait_exit(struct vm *vm, unsigned timeout_s);

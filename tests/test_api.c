@@ -452,6 +452,44 @@ Test(api, routes_and_validation_without_a_vm, .fini = api_env_stop)
 	cr_assert_eq(json_array_size(json_object_get(ans.json, "vms")), 0, "%s", ans.body);
 }
 
+Test(api, limits_without_a_vm, .fini = api_env_stop)
+{
+	json_t *used;
+
+	api_env_start(false);
+	cr_assert_eq(http("GET", "/v1/limits", NULL), 200, "%s", ans.body);
+	cr_expect_eq(int_of(ans.json, "max_vms"), VMM_DEFAULT_MAX_VMS, "%s", ans.body);
+	cr_expect_eq(int_of(ans.json, "guest_forks_per_s"), VMM_DEFAULT_GUEST_FORKS_PER_S);
+	cr_expect_eq(int_of(ans.json, "max_guest_forks"), VMM_DEFAULT_MAX_GUEST_FORKS);
+	cr_expect_eq(int_of(ans.json, "max_clone_procs"), VMM_DEFAULT_MAX_CLONE_PROCS);
+	used = json_object_get(ans.json, "used");
+	cr_assert(json_is_object(used), "%s", ans.body);
+	cr_expect_eq(int_of(used, "vms"), 0, "%s", ans.body);
+	cr_expect_eq(int_of(used, "guest_forks"), 0, "%s", ans.body);
+
+	cr_assert_eq(http("PUT", "/v1/limits", "{\"max_vms\": 5, \"guest_forks_per_s\": 0}"), 200,
+		     "%s", ans.body);
+	cr_expect_eq(int_of(ans.json, "max_vms"), 5, "%s", ans.body);
+	cr_expect_eq(int_of(ans.json, "guest_forks_per_s"), 0, "%s", ans.body);
+	cr_expect_eq(int_of(ans.json, "max_clone_procs"), VMM_DEFAULT_MAX_CLONE_PROCS, "%s",
+		     ans.body);
+	cr_assert_eq(http("GET", "/v1/limits", NULL), 200, "%s", ans.body);
+	cr_expect_eq(int_of(ans.json, "max_vms"), 5, "%s", ans.body);
+
+	http("PUT", "/v1/limits", "{\"max_vms\": -1}");
+	expect_error(400, "from 0 (no limit)");
+	http("PUT", "/v1/limits", "{\"max_clone_procs\": \"many\"}");
+	expect_error(400, "must be an integer");
+	http("PUT", "/v1/limits", "{\"max_vms\": 4294967296}");
+	expect_error(400, "to 4294967295");
+	http("PUT", "/v1/limits", "{\"bogus\": 1}");
+	expect_error(400, "unknown field \"bogus\"");
+	/* A refused request changed nothing. */
+	cr_assert_eq(http("GET", "/v1/limits", NULL), 200, "%s", ans.body);
+	cr_expect_eq(int_of(ans.json, "max_vms"), 5, "%s", ans.body);
+	cr_expect_eq(int_of(ans.json, "max_clone_procs"), VMM_DEFAULT_MAX_CLONE_PROCS);
+}
+
 /* ---- The socket file ---- */
 
 /* A request the server answers without asking the vmm. */

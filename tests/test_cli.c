@@ -64,6 +64,9 @@ Test(cli, help_lists_commands)
 	cr_assert_eq(RUN("restore", "--help"), 0);
 	cr_assert(strstr(out, "--api PATH "), "restore --help describes --api: %s", out);
 	cr_assert(strstr(out, "--shells N "), "restore --help describes --shells: %s", out);
+	cr_assert(strstr(out, "--max-vms N "), "restore --help describes the limits: %s", out);
+	cr_assert_eq(RUN("run", "--help"), 0);
+	cr_assert(strstr(out, "--guest-fork-rate N "), "run --help describes the limits: %s", out);
 }
 
 /* Both helps end with the one text on exit statuses. */
@@ -136,6 +139,10 @@ Test(cli, bad_command_lines)
 		{ { "run", "--kernel", "x", "--bogus" }, "unknown option '--bogus'" },
 		{ { "run", "--kernel", "x", "stray" }, "unexpected argument 'stray'" },
 		{ { "run", "--kernel" }, "missing argument for option '--kernel'" },
+		{ { "run", "--kernel", "x", "--max-vms", "many" }, "a limit must be a whole number" },
+		{ { "run", "--kernel", "x", "--guest-fork-rate", "-1" }, "0 for none: '-1'" },
+		{ { "run", "--kernel", "x", "--max-clone-procs", "4294967296" }, "whole number" },
+		{ { "restore", "/tmp/x", "--max-guest-forks", "1e6" }, "vm-fork restore: a limit" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -30,6 +30,7 @@ struct run_options {
 	const char *api_path;
 	const char *clone_console;
 	unsigned shells, workers;
+	struct vmm_limits limits;
 };
 
 void cmd_run_usage(FILE *out)
@@ -64,11 +65,16 @@ void cmd_run_usage(FILE *out)
 		"  -q, --quiet           errors only\n"
 		"  -h, --help            this text\n"
 		"\n"
+		"Limits, so that no guest or client can exhaust the host:\n",
+		VM_MAX_CPUS);
+	fprintf(out, serve_limits_help, VMM_DEFAULT_MAX_VMS, VMM_DEFAULT_GUEST_FORKS_PER_S,
+		VMM_DEFAULT_MAX_CLONE_PROCS);
+	fprintf(out,
+		"\n"
 		"The options and the files they name are checked before KVM is opened (a\n"
 		"bzImage's payload only as it boots), so a bad one is reported as a bad command\n"
 		"line even on a host without KVM.\n"
-		"\n",
-		VM_MAX_CPUS);
+		"\n");
 	fputs(cli_exit_statuses, out);
 }
 
@@ -105,11 +111,17 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 		{ "clone-console", required_argument, NULL, 'L' },
 		{ "process-workers", required_argument, NULL, 'W' },
 		{ "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		SERVE_LIMIT_OPTIONS, { NULL, 0, NULL, 0 },
 	};
-	int c, level = LOG_WARN;
+	int c, level = LOG_WARN, ret;
 
 	while ((c = getopt_long(argc, argv, "+:k:i:c:m:p:vqh", longopts, NULL)) != -1) {
+		ret = serve_parse_limit("run", c, optarg, &o->limits);
+		if (ret != 1) {
+			if (ret)
+				return ret;
+			continue;
+		}
 		switch (c) {
 		case 'k': o->vm.kernel = optarg; break;
 		case 'i': o->vm.initrd = optarg; break;
@@ -307,7 +319,7 @@ static int run_all(struct vmm *vmm, struct run_options *o)
 {
 	struct serve_options so = {
 		.api_path = o->api_path, .clone_console = o->clone_console, .shells = o->shells,
-		.workers = o->workers,
+		.workers = o->workers, .limits = o->limits,
 	};
 	struct vm *root;
 	int ret = vm_create(&root, &vmm->kvm, &o->vm);
@@ -330,6 +342,7 @@ int cmd_run(int argc, char **argv)
 	struct vmm vmm;
 	int ret;
 
+	vmm_limits_default(&o.limits);
 	ret = parse_run_args(argc, argv, &o);
 	if (!ret)
 		ret = check_run_args(&o);

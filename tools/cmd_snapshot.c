@@ -62,7 +62,11 @@ void cmd_restore_usage(FILE *out)
 		"                        through the API only load state\n"
 		"      --kvm PATH        the KVM device (default /dev/kvm)\n"
 		"  -v, --verbose         more messages (repeat for debug)\n"
-		"  -h, --help            this text\n");
+		"  -h, --help            this text\n"
+		"\n"
+		"Limits, as for 'vm-fork run':\n");
+	fprintf(out, serve_limits_help, VMM_DEFAULT_MAX_VMS, VMM_DEFAULT_GUEST_FORKS_PER_S,
+		VMM_DEFAULT_MAX_CLONE_PROCS);
 }
 
 static void print_progress(const char *dir, json_t *j, bool final)
@@ -178,11 +182,18 @@ static int parse_restore(int argc, char **argv, struct restore_options *o)
 		{ "clone-console", required_argument, NULL, 'C' },
 		{ "shells", required_argument, NULL, 's' }, { "kvm", required_argument, NULL, 'K' },
 		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		SERVE_LIMIT_OPTIONS, { NULL, 0, NULL, 0 },
 	};
-	int c, level = LOG_WARN;
+	int c, level = LOG_WARN, ret;
 
+	vmm_limits_default(&o->serve.limits);
 	while ((c = getopt_long(argc, argv, ":n:a:vh", opts, NULL)) != -1) {
+		ret = serve_parse_limit("restore", c, optarg, &o->serve.limits);
+		if (ret != 1) {
+			if (ret)
+				return ret;
+			continue;
+		}
 		switch (c) {
 		case 'n':
 			if (parse_count(optarg, 1, 4096, &o->count) < 0)

@@ -256,7 +256,7 @@ static void *signal_thread(void *arg)
 		return NULL;
 	if (!__atomic_load_n(&w->running, __ATOMIC_ACQUIRE))
 		_exit(128 + sig);
-	serve_stop_all(&w->vmm, sig);
+	vmm_stop_all(&w->vmm, 128 + sig);
 	return NULL;
 }
 

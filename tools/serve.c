@@ -1,9 +1,11 @@
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/resource.h>
 
 #include "core/log.h"
+#include "core/parse.h"
 #include "fork/procfork.h"
 #include "fork/shells.h"
 #include "fork/vmm.h"
@@ -41,18 +43,37 @@ void serve_signal_thread_end(pthread_t thread)
 	pthread_join(thread, NULL);
 }
 
-void serve_stop_all(struct vmm *vmm, int sig)
+const char serve_limits_help[] =
+	"      --max-vms N       VMs this VMM holds at once, clones included (default %u)\n"
+	"      --guest-fork-rate N  children all guests together may fork per second\n"
+	"                        (default %u)\n"
+	"      --max-guest-forks N  children guests may fork in all (default: no limit)\n"
+	"      --max-clone-procs N  clones running in processes of their own (default %u)\n"
+	"                        0 lifts a limit; over one, a fork fails with EDQUOT\n"
+	"                        (EAGAIN for the rate), in the API and in the guest's\n"
+	"                        FORK_RESULT; GET/PUT /v1/limits show and change them\n";
+
+int serve_parse_limit(const char *cmd, int opt, const char *arg, struct vmm_limits *l)
 {
-	uint64_t ids[1024];
+	unsigned *field = opt == SERVE_OPT_MAX_VMS ? &l->max_vms :
+			  opt == SERVE_OPT_FORK_RATE ? &l->guest_forks_per_s :
+			  opt == SERVE_OPT_MAX_PROCS ? &l->max_clone_procs : NULL;
+	uint64_t forks;
 
-	for (unsigned i = 0, n = vmm_list(vmm, ids, 1024); i < n && i < 1024; i++) {
-		struct vm *vm = vmm_get(vmm, ids[i]);
-
-		if (vm) {
-			vm_request_stop(vm, VM_STOP_REQUESTED, 128 + sig);
-			vmm_put(vmm, vm);
+	if (field) {
+		if (parse_count(arg, 0, UINT32_MAX, field) == 0)
+			return 0;
+	} else if (opt == SERVE_OPT_MAX_FORKS) {
+		if (parse_u64(arg, 0, UINT64_MAX, &forks) == 0) {
+			l->max_guest_forks = forks;
+			return 0;
 		}
+	} else {
+		return 1;
 	}
+	fprintf(stderr, "vm-fork %s: a limit must be a whole number, 0 for none: '%s'\n"
+		"(see 'vm-fork %s --help')\n", cmd, arg, cmd);
+	return CLI_EXIT_USAGE;
 }
 
 /* SIGINT, SIGTERM and SIGHUP stop every VM cleanly; they are handled by this thread alone. */
@@ -63,7 +84,7 @@ static void *signal_thread(void *arg)
 
 	if (sig) {
 		pr_info("signal %d: stopping every VM", sig);
-		serve_stop_all(vmm, sig);
+		vmm_stop_all(vmm, 128 + sig);
 	}
 	return NULL;
 }
@@ -94,6 +115,7 @@ static int start_services(struct vmm *vmm, struct vm *first, struct serve_option
 		o->clone_console = console;
 	}
 	vmm->clone_console = o->clone_console;
+	vmm_set_limits(vmm, &o->limits);
 	if (o->shells)
 		ret = shell_pool_create(&vmm->shells, &vmm->kvm, first->mem.size, first->ncpus,
 					&first->cpuid_mask, o->shells);
