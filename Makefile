@@ -6,7 +6,7 @@ Q       ?= @
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter -Wmissing-prototypes \
            -D_GNU_SOURCE -pthread -I. -MMD -MP
-LDLIBS  += -lfdt -llzma -lz -lzstd -lmicrohttpd -ljansson -lcurl -pthread
+LDLIBS  += -lfdt -llzma -lz -lzstd -lmicrohttpd -ljansson -lcurl -lseccomp -pthread
 
 LIB_SRCS  := $(sort $(wildcard core/*.c devices/*.c vmm/*.c state/*.c fork/*.c server/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)

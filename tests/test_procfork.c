@@ -131,6 +131,48 @@ Test(procfork, sigkill_of_one_harms_no_one, .timeout = 180)
 	fenv_destroy(&env);
 }
 
+/* Whether /proc/PID/status has the line "key:\tvalue". */
+static bool status_says(pid_t pid, const char *key, const char *value)
+{
+	char path[64], line[256], want[128];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	snprintf(want, sizeof(want), "%s:\t%s\n", key, value);
+	f = fopen(path, "re");
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = !strcmp(line, want);
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* Once its clone is loaded, a worker runs it under seccomp with no new privileges (fork/sandbox.h). */
+Test(procfork, workers_run_sandboxed, .timeout = 180)
+{
+	struct proc_pool *pool;
+	struct proc_clone c;
+	bool sandboxed = false;
+
+	boot_template("fork_state", NULL);
+	pool = make_pool(1);
+	cr_assert(fenv_wait_console(&env, "fork_state: computing", 60), "it never computed");
+	cr_assert_eq(vm_fork_to_pool(pool, env.root, 1, &c, NULL), 0);
+	/* The worker answers, then installs the filter: wait for it to show. */
+	for (unsigned i = 0; i < harness_wait_s(10) * 100 && !sandboxed; i++) {
+		sandboxed = status_says(c.pid, "Seccomp", "2");
+		if (!sandboxed)
+			usleep(10000);
+	}
+	cr_expect(sandboxed, "worker %d is not under a seccomp filter", (int)c.pid);
+	cr_expect(status_says(c.pid, "NoNewPrivs", "1"), "worker %d may gain privileges", (int)c.pid);
+	cr_assert_eq(pfh_wait(c.pid, 120), 0, "the clone finishes its work correctly in the sandbox");
+	cr_assert_eq(fenv_wait_exit(env.root, 120), 0, "the template finishes correctly");
+	proc_pool_destroy(pool);
+	fenv_destroy(&env);
+}
+
 /* SIGTERM: a running clone stops (status 128 + 15); a worker still waiting for a job just ends. */
 Test(procfork, sigterm_stops_clones_and_workers, .timeout = 120)
 {

@@ -4,8 +4,9 @@
  * makes a warm shell of it, then waits for ONE job: the parent's frozen base
  * and state file, the clone's identity and console (fork/procmsg.h). It
  * loads the clone, answers, and runs it until it stops: its exit status is
- * the clone's. Whatever it receives is checked; anything wrong and it refuses
- * the job and exits PROCMSG_EXIT_REFUSED, having touched nothing but itself.
+ * the clone's, inside a seccomp sandbox (fork/sandbox.h). Whatever it
+ * receives is checked; anything wrong and it refuses the job and exits
+ * PROCMSG_EXIT_REFUSED, having touched nothing but itself.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -23,6 +24,7 @@
 
 #include "core/log.h"
 #include "fork/procmsg.h"
+#include "fork/sandbox.h"
 #include "fork/vmm.h"
 #include "state/vm_snapshot.h"
 #include "tools/cli.h"
@@ -323,6 +325,9 @@ static int serve_one(struct worker *w)
 	procmsg_send_status(w->sock, PROCMSG_REPLY, 0);
 	close(w->sock);
 	w->sock = -1;
+	/* Set up: from here the clone runs, and the worker may do nothing else. */
+	if (sandbox_clone_worker() < 0)
+		return CLI_EXIT_ERROR;
 	return run_clone(w, id);
 }
 
