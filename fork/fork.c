@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "devices/ctl_abi.h"
 #include "fork/capture.h"
+#include "fork/clone.h"
 #include "fork/fork.h"
 #include "fork/shells.h"
 #include "fork/vmm.h"
@@ -30,18 +31,6 @@ struct fork_plan {
 	uint64_t first_id;
 	bool guest_requested;
 };
-
-static void clone_console_spec(struct vmm *vmm, uint64_t id, char *out, size_t size)
-{
-	const char *fmt = vmm->clone_console ? vmm->clone_console : "none";
-	const char *pct = strstr(fmt, "%u");
-
-	if (!pct) {
-		snprintf(out, size, "%s", fmt);
-		return;
-	}
-	snprintf(out, size, "%.*s%llu%s", (int)(pct - fmt), fmt, (unsigned long long)id, pct + 2);
-}
 
 /*
  * A VM of the parent's shape with the parent's base mapped: from a warm shell
@@ -81,40 +70,34 @@ static int obtain_vm(struct fork_plan *plan, struct vm **out, struct shell_fit *
 	return 0;
 }
 
-static void set_identity(struct fork_plan *plan, struct vm *child, unsigned index)
+/* The child's own pages: those the capture kept, or the parent's private ones, copied. */
+static int put_child_pages(struct vm *child, void *arg)
 {
-	struct ctl_state id = plan->snap->ctl;
+	const struct fork_plan *plan = arg;
 
-	id.clone_id = plan->first_id + index;
-	id.generation = plan->snap->ctl.generation + 1;
-	id.child_index = index + 1;
-	id.fork_result = 0;
-	id.fork_first_id = 0;
-	ctl_restore(&child->ctl, &id);
-	child->id = id.clone_id;
-	child->parent_id = plan->parent->id;
+	if (plan->kept)
+		vm_capture_put_pages(plan->kept, &child->mem);
+	else
+		guest_mem_copy_ranges(&plan->parent->mem, &child->mem, plan->private_pages);
+	return 0;
 }
 
 static int make_child(struct fork_plan *plan, unsigned index, struct vm **out, bool *from_shell)
 {
+	struct clone_pages pages = { put_child_pages, plan };
+	struct clone_identity id = {
+		.id = plan->first_id + index, .parent_id = plan->parent->id,
+		.generation = plan->snap->ctl.generation + 1, .child_index = index + 1,
+	};
 	struct shell_fit fit;
-	char console[256];
 	struct vm *child;
 	int ret = obtain_vm(plan, &child, &fit);
 
 	if (ret < 0)
 		return ret;
 	*from_shell = fit.base_mapped || fit.state_loaded;
-	if (plan->kept)
-		vm_capture_put_pages(plan->kept, &child->mem);
-	else
-		guest_mem_copy_ranges(&plan->parent->mem, &child->mem, plan->private_pages);
-	ret = fit.state_loaded ? 0 : vm_snapshot_load(child, plan->snap);
-	if (!ret) {
-		set_identity(plan, child, index);
-		clone_console_spec(plan->parent->vmm, child->id, console, sizeof(console));
-		ret = vm_set_console(child, console);
-	}
+	ret = vm_become_clone(child, plan->snap, fit.state_loaded, &pages, &id,
+			      plan->parent->vmm->clone_console);
 	if (!ret && !child->threads_started)
 		ret = vm_start_paused(child);
 	if (ret < 0) {

@@ -8,6 +8,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "fork/clone.h"
 #include "fork/fork.h"
 #include "fork/procfork.h"
 #include "fork/procmsg.h"
@@ -57,16 +58,7 @@ static int capture_state(struct vm *parent, struct proc_plan *plan, struct fork_
 
 int proc_clone_console(const struct vm *parent, uint64_t id, char *out, size_t size)
 {
-	const char *fmt = parent->vmm->clone_console ? parent->vmm->clone_console : "none";
-	const char *pct = strstr(fmt, "%u");
-	int n;
-
-	if (!pct)
-		n = snprintf(out, size, "%s", fmt);
-	else
-		n = snprintf(out, size, "%.*s%llu%s", (int)(pct - fmt), fmt,
-			     (unsigned long long)id, pct + 2);
-	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+	return clone_console_spec(parent->vmm->clone_console, id, out, size);
 }
 
 static int send_job(const struct vm *parent, const struct proc_plan *plan, unsigned index,

@@ -62,7 +62,9 @@ int snapshot_open(const char *dir, const struct kvm_cpuid2 *host_supported,
 void snapshot_close(struct snapshot_image *img);
 /*
  * A new VM in vmm from img, registered, paused; its identity: a fresh clone
- * id, child index index (1..), generation that of the snapshot + 1.
+ * id, child index index (1..), generation that of the snapshot + 1,
+ * FORK_RESULT and FORK_FIRST_ID 0 (vm_become_clone()); console: a spec, its
+ * "%u" made that id.
  */
 int vm_restore(struct vmm *vmm, const struct snapshot_image *img, unsigned index,
 	       const char *console, struct vm **out);

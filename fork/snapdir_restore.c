@@ -10,6 +10,7 @@
 #include "core/cpuid.h"
 #include "core/kvm.h"
 #include "core/log.h"
+#include "fork/clone.h"
 #include "fork/snapdir.h"
 #include "fork/snapdir_io.h"
 #include "fork/vmm.h"
@@ -168,9 +169,12 @@ void snapshot_close(struct snapshot_image *img)
 	img->mem.fd = img->diff_fd = -1;
 }
 
-static int read_diff_pages(struct vm *vm, const struct snapshot_image *img)
+/* A diff snapshot's own pages over its base (clone_pages.put). */
+static int read_diff_pages(struct vm *vm, void *arg)
 {
-	for (unsigned i = 0; i < img->diff_pages.n; i++) {
+	const struct snapshot_image *img = arg;
+
+	for (unsigned i = 0; img->is_diff && i < img->diff_pages.n; i++) {
 		uint64_t off = img->diff_pages.r[i].off, len = img->diff_pages.r[i].len;
 
 		if (pread(img->diff_fd, vm->mem.host + off, len, (off_t)off) != (ssize_t)len)
@@ -182,25 +186,19 @@ static int read_diff_pages(struct vm *vm, const struct snapshot_image *img)
 static int load_into(struct vmm *vmm, struct vm *vm, const struct snapshot_image *img,
 		     unsigned index, const char *console)
 {
-	struct ctl_state id = img->state.ctl;
+	struct clone_pages pages = { read_diff_pages, (void *)img };
+	struct clone_identity id = { .generation = img->state.ctl.generation + 1,
+				     .child_index = index };
 	int ret;
 
 	guest_mem_adopt_base(&vm->mem); /* a snapshot's mem file never changes */
 	/* The CPUID the snapshot's guest saw, shaped per vCPU like any of ours. */
 	ret = vm_set_cpuid_table(vm, img->cpuid);
-	if (!ret && img->is_diff)
-		ret = read_diff_pages(vm, img);
-	if (!ret)
-		ret = vm_snapshot_load(vm, &img->state);
 	if (ret < 0)
 		return ret;
-	vm->id = vmm_alloc_ids(vmm, 1);
-	vm->parent_id = vm->id;
-	id.clone_id = vm->id;
-	id.generation++;
-	id.child_index = index;
-	ctl_restore(&vm->ctl, &id);
-	ret = vm_set_console(vm, console ? console : "none");
+	/* A clone of the snapshot with no parent here: its own. */
+	id.id = id.parent_id = vmm_alloc_ids(vmm, 1);
+	ret = vm_become_clone(vm, &img->state, false, &pages, &id, console);
 	if (!ret)
 		ret = vm_start_paused(vm);
 	if (!ret)

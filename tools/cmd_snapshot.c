@@ -219,33 +219,18 @@ static int parse_restore(int argc, char **argv, struct restore_options *o)
 	return 0;
 }
 
-/* VM i's console: --console for the first, the clone spec (with %u = its id) for the rest. */
-static void restore_console(const struct restore_options *o, unsigned i, uint64_t id, char *out,
-			    size_t size)
-{
-	const char *spec = i == 0 ? (o->console ? o->console : "stdio")
-				  : (o->serve.clone_console ? o->serve.clone_console : "none");
-	const char *pct = strstr(spec, "%u");
-
-	if (pct)
-		snprintf(out, size, "%.*s%llu%s", (int)(pct - spec), spec, (unsigned long long)id,
-			 pct + 2);
-	else
-		snprintf(out, size, "%s", spec);
-}
-
 static int restore_all(struct vmm *vmm, struct restore_options *o)
 {
 	struct snapshot_image img;
 	struct vm **vms = calloc(o->count, sizeof(*vms));
 	int ret = vms ? snapshot_open(o->dir, vmm->kvm.supported_cpuid, &img) : -ENOMEM;
 
-	for (unsigned i = 0; !ret && i < o->count; i++) {
-		char console[4200];
-
-		restore_console(o, i, vmm->next_id, console, sizeof(console));
-		ret = vm_restore(vmm, &img, i + 1, console, &vms[i]);
-	}
+	/* --console for the first, the clone spec (its "%u" the VM's id) for the rest. */
+	for (unsigned i = 0; !ret && i < o->count; i++)
+		ret = vm_restore(vmm, &img, i + 1,
+				 i == 0 ? (o->console ? o->console : "stdio")
+					: (o->serve.clone_console ? o->serve.clone_console : "none"),
+				 &vms[i]);
 	if (ret >= 0)
 		snapshot_close(&img);
 	if (ret < 0) {

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "fork/clone.h"
 #include "fork/procmsg.h"
 #include "fork/sandbox.h"
 #include "fork/vmm.h"
@@ -163,21 +164,6 @@ static void leave_background(void)
 		closedir(d);
 }
 
-static void set_identity(struct vm *vm, const struct ctl_state *saved,
-			 const struct procmsg_job *job)
-{
-	struct ctl_state id = *saved;
-
-	id.clone_id = job->clone_id;
-	id.generation = job->generation;
-	id.child_index = job->child_index;
-	id.fork_result = 0;
-	id.fork_first_id = 0;
-	ctl_restore(&vm->ctl, &id);
-	vm->id = job->clone_id;
-	vm->parent_id = job->parent_id;
-}
-
 static int map_base(struct vm *vm, int fd)
 {
 	struct guest_mem base = {
@@ -188,12 +174,31 @@ static int map_base(struct vm *vm, int fd)
 	return guest_mem_map_base(&vm->mem, &base); /* takes its own reference on fd */
 }
 
+/* The clone's own pages, from the state file the job brought. */
+struct job_pages {
+	int state_fd;
+	const struct mem_ranges *ranges;
+	uint64_t off;
+};
+
+static int put_job_pages(struct vm *vm, void *arg)
+{
+	const struct job_pages *p = arg;
+
+	return procmsg_state_copy_pages(p->state_fd, p->ranges, p->off, &vm->mem);
+}
+
 static int load_state(struct vm *vm, const struct procmsg_job *job, int state_fd,
 		      struct vm_snapshot *snap)
 {
 	struct mem_ranges ranges;
-	uint64_t pages_off;
-	int ret = procmsg_state_read(state_fd, vm->mem.size, vm->ncpus, snap, &ranges, &pages_off);
+	struct job_pages jp = { .state_fd = state_fd, .ranges = &ranges };
+	struct clone_pages pages = { put_job_pages, &jp };
+	struct clone_identity id = {
+		.id = job->clone_id, .parent_id = job->parent_id, .generation = job->generation,
+		.child_index = job->child_index,
+	};
+	int ret = procmsg_state_read(state_fd, vm->mem.size, vm->ncpus, snap, &ranges, &jp.off);
 
 	if (ret < 0)
 		return ret;
@@ -201,14 +206,8 @@ static int load_state(struct vm *vm, const struct procmsg_job *job, int state_fd
 	if (job->generation != snap->ctl.generation + 1)
 		ret = -EINVAL;
 	if (!ret)
-		ret = procmsg_state_copy_pages(state_fd, &ranges, pages_off, &vm->mem);
+		ret = vm_become_clone(vm, snap, false, &pages, &id, job->console);
 	mem_ranges_free(&ranges);
-	if (!ret)
-		ret = vm_snapshot_load(vm, snap);
-	if (!ret) {
-		set_identity(vm, &snap->ctl, job);
-		ret = vm_set_console(vm, job->console);
-	}
 	return ret;
 }
 
