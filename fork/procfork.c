@@ -104,11 +104,11 @@ static int collect_replies(struct proc_worker *w, unsigned warm, unsigned count)
 	return ret;
 }
 
-static int start_cold(const char *exe, const struct procmsg_shape *shape, struct proc_worker *w,
-		      unsigned n)
+static int start_cold(const char *const *cmd, const struct procmsg_shape *shape,
+		      struct proc_worker *w, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
-		int ret = proc_worker_start(exe, shape, &w[i]);
+		int ret = proc_worker_start(cmd, shape, &w[i]);
 
 		if (ret < 0)
 			return ret; /* the caller discards those started */
@@ -168,7 +168,8 @@ int vm_fork_to_pool(struct proc_pool *pool, struct vm *parent, unsigned count,
 	proc_shape_of(parent, &shape);
 	warm = proc_pool_take(pool, &shape, w, count);
 	/* Cold workers make their shells while the parent is captured. */
-	ret = start_cold(proc_pool_exe(pool), &shape, w + warm, count - warm);
+	ret = start_cold(pool ? proc_pool_cmd(pool) : parent->vmm->worker_cmd, &shape, w + warm,
+			 count - warm);
 	if (!ret)
 		ret = run_jobs(parent, w, warm, count, &st, &first_id);
 	if (ret < 0)

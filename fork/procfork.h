@@ -37,11 +37,18 @@ struct proc_clone {
 #define PROC_WORKER_TIMEOUT_MS 30000
 
 /*
- * The pool (fork/procpool.c): target warm workers shaped like vm (RAM size, vCPUs, CPUID mask;
- * target 0: none, forks start every worker cold). exe: the vm-fork binary
- * (NULL: /proc/self/exe, right inside vm-fork itself). Returns 0 or -errno.
+ * How to start a clone worker: its command line, cmd[0] the executable, NULL
+ * at the end, kept by the caller for as long as it is used. The worker finds
+ * its end of the socket at fd PROC_WORKER_FD. The CLI's is `vm-fork
+ * clone-worker --socket 3` (tools/serve.c); the library names no program.
  */
-int proc_pool_create(struct proc_pool **out, const char *exe, const struct vm *shape,
+#define PROC_WORKER_FD 3
+
+/*
+ * The pool (fork/procpool.c): target warm workers shaped like vm (RAM size, vCPUs, CPUID mask;
+ * target 0: none, forks start every worker cold), started with cmd. Returns 0 or -errno.
+ */
+int proc_pool_create(struct proc_pool **out, const char *const *cmd, const struct vm *shape,
 		     unsigned target);
 /* Warm workers ready now. */
 unsigned proc_pool_ready(struct proc_pool *pool);
@@ -59,19 +66,21 @@ void proc_pool_destroy(struct proc_pool *pool);
  * index 1..count and the vmm's clone console. Returns 0 with clones[] filled
  * once every clone is loaded and starting, or -errno with none left running:
  * -EINVAL (bad count, parent stopped), -ECONNRESET or -ETIMEDOUT (a worker
- * died or hung), -ENOENT (no such exe), or a worker's refusal.
+ * died or hung), -ENOENT (no such executable), -ENOTSUP (no worker command), or a
+ * worker's refusal.
  */
 int vm_fork_to_pool(struct proc_pool *pool, struct vm *parent, unsigned count,
 		    struct proc_clone *clones, struct fork_stats *st);
-/* The same with cold workers of /proc/self/exe. */
+/* The same with cold workers only, of the vmm's worker_cmd (-ENOTSUP without one). */
 int vm_fork_to_processes(struct vm *parent, unsigned count, struct proc_clone *clones,
 			 struct fork_stats *st);
 
 /*
- * Start one worker of exe with its end of a new socketpair (SOCK_SEQPACKET);
- * *sock is ours (close-on-exec). Nothing is sent yet. Returns 0 or -errno.
+ * Start one worker with cmd, its end of a new socketpair (SOCK_SEQPACKET) at
+ * fd PROC_WORKER_FD; *sock is ours (close-on-exec). Nothing is sent yet.
+ * Returns 0 or -errno.
  */
-int proc_worker_spawn(const char *exe, pid_t *pid, int *sock);
+int proc_worker_spawn(const char *const *cmd, pid_t *pid, int *sock);
 /* The console spec of clone id of parent: its vmm's clone_console with %u = id. */
 int proc_clone_console(const struct vm *parent, uint64_t id, char *out, size_t size);
 #endif

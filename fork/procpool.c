@@ -20,12 +20,10 @@
 #include "fork/procpool.h"
 #include "vmm/vm.h"
 
-#define WORKER_FD 3                 /* the worker's end of the socket, in the worker */
-#define WORKER_FD_ARG "3"
 #define REFILL_BACKOFF_MAX_MS 5000
 
 struct proc_pool {
-	char *exe;
+	const char *const *cmd;     /* how workers start (the caller's) */
 	struct procmsg_shape shape;
 	unsigned target;
 
@@ -58,12 +56,8 @@ static int spawn_attrs(posix_spawnattr_t *attr)
 }
 
 /* posix_spawn: no copy of this (large, threaded) process's page tables, unlike fork(). */
-static int spawn(const char *exe, int child_end, pid_t *pid)
+static int spawn(const char *const *cmd, int child_end, pid_t *pid)
 {
-	static char *const levels[] = { "-q", NULL, "-v", "-vv" }; /* as enum log_level */
-	char *argv[] = {
-		"vm-fork", "clone-worker", "--socket", WORKER_FD_ARG, levels[log_get_level()], NULL,
-	};
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	int ret = spawn_attrs(&attr);
@@ -75,32 +69,35 @@ static int spawn(const char *exe, int child_end, pid_t *pid)
 		return -ENOMEM;
 	}
 	/* dup2 leaves the copy without close-on-exec: the worker gets exactly this one. */
-	ret = -posix_spawn_file_actions_adddup2(&fa, child_end, WORKER_FD);
+	ret = -posix_spawn_file_actions_adddup2(&fa, child_end, PROC_WORKER_FD);
 	if (!ret)
-		ret = -posix_spawn(pid, exe, &fa, &attr, argv, environ);
+		ret = -posix_spawn(pid, cmd[0], &fa, &attr, (char *const *)cmd, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
 	return ret;
 }
 
-int proc_worker_spawn(const char *exe, pid_t *pid, int *sock)
+int proc_worker_spawn(const char *const *cmd, pid_t *pid, int *sock)
 {
 	int sv[2], ret;
 
+	if (!cmd || !cmd[0]) {
+		pr_err("clone worker: this VMM was given no command to start workers with");
+		return -ENOTSUP;
+	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
-	if (sv[1] == WORKER_FD) { /* dup2 onto itself would keep close-on-exec */
-		int moved = fcntl(sv[1], F_DUPFD_CLOEXEC, WORKER_FD + 1);
+	if (sv[1] == PROC_WORKER_FD) { /* dup2 onto itself would keep close-on-exec */
+		int moved = fcntl(sv[1], F_DUPFD_CLOEXEC, PROC_WORKER_FD + 1);
 
 		close(sv[1]);
 		sv[1] = moved;
 	}
-	ret = sv[1] < 0 ? -EMFILE : spawn(exe ? exe : "/proc/self/exe", sv[1], pid);
+	ret = sv[1] < 0 ? -EMFILE : spawn(cmd, sv[1], pid);
 	if (sv[1] >= 0)
 		close(sv[1]);
 	if (ret < 0) {
-		pr_err("clone worker: cannot start %s: %s", exe ? exe : "/proc/self/exe",
-		       strerror(-ret));
+		pr_err("clone worker: cannot start %s: %s", cmd[0], strerror(-ret));
 		close(sv[0]);
 		return ret;
 	}
@@ -131,9 +128,10 @@ void proc_workers_discard(struct proc_worker *w, unsigned n)
 }
 
 /* Spawn a worker and tell it its shape; it answers READY once its shell is made. */
-int proc_worker_start(const char *exe, const struct procmsg_shape *shape, struct proc_worker *w)
+int proc_worker_start(const char *const *cmd, const struct procmsg_shape *shape,
+		      struct proc_worker *w)
 {
-	int ret = proc_worker_spawn(exe, &w->pid, &w->sock);
+	int ret = proc_worker_spawn(cmd, &w->pid, &w->sock);
 
 	if (ret < 0) {
 		w->pid = 0;
@@ -203,7 +201,7 @@ static void backoff_locked(struct proc_pool *p, unsigned ms)
 static int refill_once(struct proc_pool *p)
 {
 	struct proc_worker w;
-	int ret = proc_worker_start(p->exe, &p->shape, &w);
+	int ret = proc_worker_start(p->cmd, &p->shape, &w);
 
 	if (!ret)
 		ret = wait_ready(p, &w);
@@ -259,20 +257,19 @@ static void *refill_thread(void *arg)
 static void pool_free(struct proc_pool *p)
 {
 	free(p->ready);
-	free(p->exe);
 	free(p);
 }
 
-int proc_pool_create(struct proc_pool **out, const char *exe, const struct vm *shape,
+int proc_pool_create(struct proc_pool **out, const char *const *cmd, const struct vm *shape,
 		     unsigned target)
 {
 	struct proc_pool *p = calloc(1, sizeof(*p));
 
 	if (!p)
 		return -ENOMEM;
-	p->exe = strdup(exe ? exe : "/proc/self/exe");
+	p->cmd = cmd;
 	p->ready = calloc(target ? target : 1, sizeof(*p->ready));
-	if (!p->exe || !p->ready) {
+	if (!p->ready) {
 		pool_free(p);
 		return -ENOMEM;
 	}
@@ -360,7 +357,7 @@ void proc_pool_refill(struct proc_pool *p)
 	pthread_mutex_unlock(&p->lock);
 }
 
-const char *proc_pool_exe(const struct proc_pool *p)
+const char *const *proc_pool_cmd(const struct proc_pool *p)
 {
-	return p ? p->exe : NULL;
+	return p ? p->cmd : NULL;
 }

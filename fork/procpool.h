@@ -19,8 +19,9 @@ struct proc_worker {
 
 /* The shape message for workers that can take clones of vm. */
 void proc_shape_of(const struct vm *vm, struct procmsg_shape *s);
-/* Spawn a worker of exe (NULL: /proc/self/exe) and send it shape; it answers READY later. */
-int proc_worker_start(const char *exe, const struct procmsg_shape *shape, struct proc_worker *w);
+/* Spawn a worker with cmd (fork/procfork.h) and send it shape; it answers READY later. */
+int proc_worker_start(const char *const *cmd, const struct procmsg_shape *shape,
+		      struct proc_worker *w);
 /* End a worker (or a clone that must not stay) with SIGKILL and reap it. */
 void proc_worker_discard(struct proc_worker *w);
 void proc_workers_discard(struct proc_worker *w, unsigned n);
@@ -30,7 +31,7 @@ unsigned proc_pool_take(struct proc_pool *pool, const struct procmsg_shape *shap
 			struct proc_worker *w, unsigned max);
 /* Let the refill thread replace what was taken (after a fork: not during it). */
 void proc_pool_refill(struct proc_pool *pool);
-/* The binary cold workers run: the pool's, or NULL (/proc/self/exe) without one. */
-const char *proc_pool_exe(const struct proc_pool *pool);
+/* The command line the pool starts workers with; NULL for a NULL pool. */
+const char *const *proc_pool_cmd(const struct proc_pool *pool);
 
 #endif

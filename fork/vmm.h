@@ -58,6 +58,7 @@ struct vmm {
 	struct proc_pool *procs;    /* warm clone-worker processes, or NULL */
 	struct proc_clone_table *proc_clones; /* clones in other processes: vmm_proc_clones() */
 	const char *clone_console;  /* console spec for clones; "%u" becomes the clone id */
+	const char *const *worker_cmd; /* how to start a clone worker (fork/procfork.h), or NULL */
 	/* Snapshots being (or lately) written; job id = index + 1. Guarded by lock. */
 	struct snapshot_job *jobs[VMM_MAX_JOBS];
 	/* Limits and what counts against them (fork/vmm_limits.c). Guarded by lock. */

@@ -19,6 +19,25 @@ const char *pfh_worker_exe(void)
 	return exe;
 }
 
+/* Made anew each time (a pool keeps the pointer); a test's few are never freed. */
+const char *const *pfh_worker_cmd_of(const char *exe)
+{
+	const char **cmd = calloc(6, sizeof(*cmd));
+
+	cr_assert(cmd);
+	cmd[0] = strdup(exe);
+	cmd[1] = "clone-worker";
+	cmd[2] = "--socket";
+	cmd[3] = "3";
+	cmd[4] = "-q";
+	return cmd;
+}
+
+const char *const *pfh_worker_cmd(void)
+{
+	return pfh_worker_cmd_of(pfh_worker_exe());
+}
+
 int pfh_wait(pid_t pid, unsigned timeout_s)
 {
 	struct timespec ms2 = { 0, 2 * 1000 * 1000 };

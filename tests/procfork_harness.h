@@ -6,6 +6,9 @@
 
 /* The vm-fork binary of this build: it has the clone-worker command (the test binary has not). */
 const char *pfh_worker_exe(void);
+/* The command line a VMM starts clone workers with (fork/procfork.h): build/vm-fork's, or exe's. */
+const char *const *pfh_worker_cmd(void);
+const char *const *pfh_worker_cmd_of(const char *exe);
 /*
  * Wait for pid up to timeout_s: its exit status, 0x100 | signal when a signal
  * ended it, -1 on a timeout (then it is killed and reaped), -2 if not a child.

@@ -42,7 +42,7 @@ static struct proc_pool *make_pool(unsigned target)
 {
 	struct proc_pool *pool;
 
-	cr_assert_eq(proc_pool_create(&pool, pfh_worker_exe(), env.root, target), 0);
+	cr_assert_eq(proc_pool_create(&pool, pfh_worker_cmd(), env.root, target), 0);
 	if (target)
 		cr_assert_eq(proc_pool_wait_full(pool, 30000), target, "warm workers never came");
 	return pool;
@@ -188,7 +188,7 @@ Test(procfork, sigterm_stops_clones_and_workers, .timeout = 120)
 	cr_assert_eq(vm_fork_to_pool(pool, env.root, 1, &c, NULL), 0);
 	cr_assert_eq(kill(c.pid, SIGTERM), 0);
 	cr_assert_eq(pfh_wait(c.pid, 30), 128 + SIGTERM, "the clone stopped by the host");
-	cr_assert_eq(proc_worker_spawn(pfh_worker_exe(), &idle, &sock), 0);
+	cr_assert_eq(proc_worker_spawn(pfh_worker_cmd(), &idle, &sock), 0);
 	proc_shape_of(env.root, &shape);
 	cr_assert_eq(procmsg_send(sock, &shape, sizeof(shape), NULL, 0), 0);
 	cr_assert_eq(procmsg_recv_status(sock, PROCMSG_READY, 30000), 0);
@@ -211,7 +211,7 @@ Test(procfork, bad_requests_start_nothing, .timeout = 60)
 	cr_assert_eq(vm_fork_to_pool(cold, env.root, 0, c, NULL), -EINVAL);
 	cr_assert_eq(vm_fork_to_pool(cold, env.root, FORK_MAX_COUNT + 1, c, NULL), -EINVAL);
 	/* No binary to run: its pool never fills, its forks fail, the template runs on. */
-	cr_assert_eq(proc_pool_create(&missing, "/nonexistent/vm-fork", env.root, 2), 0);
+	cr_assert_eq(proc_pool_create(&missing, pfh_worker_cmd_of("/nonexistent/vm-fork"), env.root, 2), 0);
 	cr_assert_eq(vm_fork_to_pool(missing, env.root, 1, c, NULL), -ENOENT);
 	cr_assert_eq(proc_pool_ready(missing), 0);
 	t = now_ns();

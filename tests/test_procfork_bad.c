@@ -91,7 +91,7 @@ static int warm_worker(pid_t *pid, const struct procmsg_shape *shape, int want_r
 {
 	int sock;
 
-	cr_assert_eq(proc_worker_spawn(pfh_worker_exe(), pid, &sock), 0);
+	cr_assert_eq(proc_worker_spawn(pfh_worker_cmd(), pid, &sock), 0);
 	cr_assert_eq(procmsg_send(sock, shape, sizeof(*shape), NULL, 0), 0);
 	cr_assert_eq(procmsg_recv_status(sock, PROCMSG_READY, 30000), want_ready, "READY");
 	return sock;

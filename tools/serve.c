@@ -103,6 +103,21 @@ void serve_prepare_process(void)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
+/*
+ * How this VMM starts clone workers (fork/procfork.h): its own binary as
+ * `vm-fork clone-worker`, at its log level. One per process, as the VMM is.
+ */
+static const char *const *worker_cmd(void)
+{
+	static const char *const levels[] = { "-q", NULL, "-v", "-vv" }; /* as enum log_level */
+	static const char *cmd[] = {
+		"/proc/self/exe", "clone-worker", "--socket", "3", NULL, NULL,
+	};
+
+	cmd[4] = levels[log_get_level()];
+	return cmd;
+}
+
 static int start_services(struct vmm *vmm, struct vm *first, struct serve_options *o,
 			  struct api_server **api)
 {
@@ -115,6 +130,7 @@ static int start_services(struct vmm *vmm, struct vm *first, struct serve_option
 		o->clone_console = console;
 	}
 	vmm->clone_console = o->clone_console;
+	vmm->worker_cmd = worker_cmd();
 	vmm_set_limits(vmm, &o->limits);
 	if (o->shells)
 		ret = shell_pool_create(&vmm->shells, &vmm->kvm, first->mem.size, first->ncpus,
@@ -123,7 +139,7 @@ static int start_services(struct vmm *vmm, struct vm *first, struct serve_option
 	if (!ret && o->shells)
 		shell_pool_set_template(vmm->shells, &first->mem, NULL, 0);
 	if (!ret && o->workers)
-		ret = proc_pool_create(&vmm->procs, NULL, first, o->workers);
+		ret = proc_pool_create(&vmm->procs, vmm->worker_cmd, first, o->workers);
 	if (!ret && o->api_path)
 		ret = api_server_start(api, vmm, o->api_path);
 	return ret;
