@@ -201,7 +201,7 @@ static char *kernel_and_console(char *path, bool small)
 	return kernel;
 }
 
-/* Boot a kernel to the initramfs's init (or, on PVM, its early console) and check what it printed. */
+/* Boot a kernel to the initramfs's init (on PVM, its early console) and check what it printed. */
 static void boot_to_init(bool small)
 {
 	char path[] = "/tmp/vm-fork-linux-XXXXXX", e820[BOOT_E820_MAX][128];

@@ -148,7 +148,7 @@ static bool status_says(pid_t pid, const char *key, const char *value)
 	return found;
 }
 
-/* Once its clone is loaded, a worker runs it under seccomp with no new privileges (fork/sandbox.h). */
+/* Once its clone is loaded, a worker runs it under seccomp, no new privileges (fork/sandbox.h). */
 Test(procfork, workers_run_sandboxed, .timeout = 180)
 {
 	struct proc_pool *pool;
@@ -211,7 +211,8 @@ Test(procfork, bad_requests_start_nothing, .timeout = 60)
 	cr_assert_eq(vm_fork_to_pool(cold, env.root, 0, c, NULL), -EINVAL);
 	cr_assert_eq(vm_fork_to_pool(cold, env.root, FORK_MAX_COUNT + 1, c, NULL), -EINVAL);
 	/* No binary to run: its pool never fills, its forks fail, the template runs on. */
-	cr_assert_eq(proc_pool_create(&missing, pfh_worker_cmd_of("/nonexistent/vm-fork"), env.root, 2), 0);
+	cr_assert_eq(proc_pool_create(&missing, pfh_worker_cmd_of("/nonexistent/vm-fork"), env.root,
+				      2), 0);
 	cr_assert_eq(vm_fork_to_pool(missing, env.root, 1, c, NULL), -ENOENT);
 	cr_assert_eq(proc_pool_ready(missing), 0);
 	t = now_ns();
