@@ -368,51 +368,54 @@ int vm_fork(struct vm *parent, const struct fork_request *req, struct vm **child
 	return ret;
 }
 
-void vm_guest_fork(struct vm *vm, struct vcpu *self, uint64_t count)
-{
-	struct fork_request req = { .count = (unsigned)count, .start_children = true };
-	struct fork_plan plan = { .parent = vm, .guest_requested = true };
-	struct vm **children;
-	struct fork_stats st = { 0 };
-	int ret;
+/* A guest's fork, run with its other vCPUs paused; it sets FORK_RESULT itself. */
+struct guest_fork {
+	unsigned count;
+	bool answered;
+};
 
-	if (!self || !vm->vmm || count < 1 || count > VMFORK_MAX_GUEST_FORK) {
-		ctl_set_fork_result(&vm->ctl, -EINVAL, 0);
-		return;
-	}
-	if (!vm_op_lock_from_vcpu(vm)) {
-		ctl_set_fork_result(&vm->ctl, -EBUSY, 0);
-		return;
-	}
+static int act_guest_fork(struct vm *vm, void *arg)
+{
+	struct guest_fork *gf = arg;
+	struct fork_request req = { .count = gf->count, .start_children = true };
+	struct fork_plan plan = { .parent = vm, .guest_requested = true };
+	struct fork_stats st = { 0 };
+	struct vm **children = NULL, *shell;
 	/* Charged once the fork can go ahead: a retried -EBUSY costs the guest nothing. */
-	ret = vmm_charge_guest_forks(vm->vmm, (unsigned)count);
-	if (ret < 0) {
-		ctl_set_fork_result(&vm->ctl, ret, 0);
-		pthread_mutex_unlock(&vm->op_lock);
-		return;
-	}
-	children = calloc(count, sizeof(*children));
-	ret = children ? vm_pause_locked(vm, self) : -ENOMEM;
+	int ret = vmm_charge_guest_forks(vm->vmm, gf->count);
+
+	if (!ret)
+		children = calloc(gf->count, sizeof(*children));
+	if (!ret && !children)
+		ret = -ENOMEM;
 	/*
 	 * Its first fork may move it into a shell, self included: this thread
 	 * then returns from its (completed) MMIO write onto the new vCPU, which
 	 * holds the state captured after it, as every child's does.
 	 */
 	if (!ret) {
-		struct vm *shell = vm->mem.frozen ? NULL : shell_pool_take_mapped(vm->vmm->shells, vm);
-
-		/* Children see FORK_RESULT 0 (set_identity); the parent sees the count. */
+		shell = vm->mem.frozen ? NULL : shell_pool_take_mapped(vm->vmm->shells, vm);
 		ret = fork_paused(&plan, &req, children, &st, shell);
-		ctl_set_fork_result(&vm->ctl, ret < 0 ? ret : (int64_t)count,
-				    ret < 0 ? 0 : plan.first_id);
-		for (unsigned i = 0; !ret && i < count; i++)
-			vmm_put(vm->vmm, children[i]);
-		vm_resume_locked(vm);
-	} else {
-		ctl_set_fork_result(&vm->ctl, ret, 0);
 	}
-	pthread_mutex_unlock(&vm->op_lock);
+	/* Children see FORK_RESULT 0 (vm_become_clone()); the parent sees the count. */
+	ctl_set_fork_result(&vm->ctl, ret < 0 ? ret : (int64_t)gf->count,
+			    ret < 0 ? 0 : plan.first_id);
+	gf->answered = true;
+	for (unsigned i = 0; !ret && i < gf->count; i++)
+		vmm_put(vm->vmm, children[i]);
 	free(children);
+	return ret;
+}
+
+void vm_guest_fork(struct vm *vm, struct vcpu *self, uint64_t count)
+{
+	struct guest_fork gf = { .count = (unsigned)count };
+	int ret = -EINVAL;
+
+	if (vm->vmm && count >= 1 && count <= VMFORK_MAX_GUEST_FORK)
+		ret = vm_run_paused_from_vcpu(vm, self, act_guest_fork, &gf);
+	if (!gf.answered)
+		ctl_set_fork_result(&vm->ctl, ret, 0);
 }
 
 int fork_capture(struct vm *parent, struct vm_snapshot **snap, struct mem_ranges **private_pages,

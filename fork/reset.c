@@ -181,34 +181,15 @@ int vm_reset(struct vm *vm, struct reset_stats *st)
 	return vm_while_paused(vm, act_reset, st);
 }
 
-/* Run act with every other vCPU parked and this one's exit completed. */
-static int from_vcpu(struct vm *vm, struct vcpu *self, int (*act)(struct vm *, void *),
-		     void *arg)
-{
-	int ret;
-
-	if (!self)
-		return -EINVAL;
-	if (!vm_op_lock_from_vcpu(vm))
-		return -EBUSY;
-	ret = vm_pause_locked(vm, self);
-	if (!ret) {
-		ret = act(vm, arg);
-		vm_resume_locked(vm);
-	}
-	pthread_mutex_unlock(&vm->op_lock);
-	return ret;
-}
-
 void vm_guest_mark(struct vm *vm, struct vcpu *self, uint64_t counter_gpa)
 {
-	ctl_set_mark_result(&vm->ctl, from_vcpu(vm, self, act_mark, &counter_gpa));
+	ctl_set_mark_result(&vm->ctl, vm_run_paused_from_vcpu(vm, self, act_mark, &counter_gpa));
 }
 
 void vm_guest_reset(struct vm *vm, struct vcpu *self)
 {
 	struct reset_stats st;
-	int ret = from_vcpu(vm, self, act_reset, &st);
+	int ret = vm_run_paused_from_vcpu(vm, self, act_reset, &st);
 
 	if (ret < 0 && ret != -ENOENT)
 		pr_warn("VM %llu: reset failed: %d", (unsigned long long)vm->id, ret);

@@ -573,6 +573,24 @@ bool vm_op_lock_from_vcpu(struct vm *vm)
 	return true;
 }
 
+int vm_run_paused_from_vcpu(struct vm *vm, struct vcpu *self,
+			    int (*act)(struct vm *vm, void *arg), void *arg)
+{
+	int ret;
+
+	if (!self)
+		return -EINVAL;
+	if (!vm_op_lock_from_vcpu(vm))
+		return -EBUSY;
+	ret = vm_pause_locked(vm, self);
+	if (!ret) {
+		ret = act(vm, arg);
+		vm_resume_locked(vm);
+	}
+	pthread_mutex_unlock(&vm->op_lock);
+	return ret;
+}
+
 int vm_while_paused(struct vm *vm, int (*act)(struct vm *vm, void *arg), void *arg)
 {
 	bool was_running;

@@ -191,6 +191,14 @@ int vm_pause_locked(struct vm *vm, struct vcpu *self);
  */
 bool vm_op_lock_from_vcpu(struct vm *vm);
 int vm_resume_locked(struct vm *vm);
+/*
+ * A guest's request, on its vCPU thread self: op_lock (-EBUSY when a host
+ * operation is pausing the VM), every other vCPU paused, act run, the VM
+ * resumed. Fork and reset both go through it. Returns act's result, or
+ * -EINVAL (no self), -EBUSY, or the pause's error when act did not run.
+ */
+int vm_run_paused_from_vcpu(struct vm *vm, struct vcpu *self,
+			    int (*act)(struct vm *vm, void *arg), void *arg);
 /* Called by a vCPU thread as it ends. */
 void vm_vcpu_exited(struct vm *vm);
 enum vm_run_state vm_run_state(struct vm *vm);
