@@ -40,8 +40,11 @@ static int capture_state(struct vm *parent, struct proc_plan *plan, struct fork_
 	if (!ret)
 		ret = fork_capture(parent, &snap, &pages, st);
 	if (!ret) {
+		struct kvm_cpuid2 *cpuid = vm_cpuid(parent);
+
 		plan->generation = snap->ctl.generation + 1;
-		ret = procmsg_state_create(snap, pages, &parent->mem);
+		ret = cpuid ? procmsg_state_create(snap, cpuid, pages, &parent->mem) : -ENOMEM;
+		free(cpuid);
 	}
 	if (ret >= 0) {
 		plan->state_fd = ret;

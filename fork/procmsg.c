@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -11,6 +12,7 @@
 #include "core/layout.h"
 #include "core/log.h"
 #include "fork/procmsg.h"
+#include "state/statefile.h"
 
 _Static_assert(sizeof(((struct mem_ranges *)0)->r[0]) == 16, "ranges travel as u64 pairs");
 
@@ -215,7 +217,7 @@ int procmsg_check_base(int fd, uint64_t mem_size)
 /* ---- The state file ---- */
 
 struct state_layout {
-	uint64_t snap_off, vcpus_off, ranges_off, pages_off, size;
+	uint64_t blob_off, ranges_off, pages_off, size;
 };
 
 static uint64_t align_up(uint64_t v, uint64_t a)
@@ -223,13 +225,12 @@ static uint64_t align_up(uint64_t v, uint64_t a)
 	return (v + a - 1) & ~(a - 1);
 }
 
-/* Bounded inputs (ncpus <= 64, nranges <= 2^28, pages <= 1 TiB): nothing overflows. */
-static void state_layout(uint32_t ncpus, uint32_t nranges, uint64_t pages_bytes,
+/* Bounded inputs (blob <= 16 MiB, nranges <= 2^28, pages <= 1 TiB): nothing overflows. */
+static void state_layout(uint64_t blob_size, uint32_t nranges, uint64_t pages_bytes,
 			 struct state_layout *l)
 {
-	l->snap_off = align_up(sizeof(struct procmsg_state_hdr), 64);
-	l->vcpus_off = align_up(l->snap_off + sizeof(struct vm_snapshot), 64);
-	l->ranges_off = align_up(l->vcpus_off + (uint64_t)ncpus * sizeof(struct vcpu_state), 64);
+	l->blob_off = align_up(sizeof(struct procmsg_state_hdr), 64);
+	l->ranges_off = align_up(l->blob_off + blob_size, 64);
 	l->pages_off = align_up(l->ranges_off + (uint64_t)nranges * 16, PAGE_SIZE);
 	l->size = l->pages_off + pages_bytes;
 }
@@ -270,25 +271,15 @@ static int pread_all(int fd, void *buf, uint64_t len, uint64_t off)
 	return 0;
 }
 
-static int write_state(int fd, const struct vm_snapshot *snap, const struct mem_ranges *ranges,
-		       const struct guest_mem *src, const struct state_layout *l)
+static int write_state(int fd, const struct procmsg_state_hdr *h, const void *blob,
+		       const struct mem_ranges *ranges, const struct guest_mem *src,
+		       const struct state_layout *l)
 {
-	struct procmsg_state_hdr h = {
-		.magic = PROCMSG_MAGIC, .version = PROCMSG_VERSION, .hdr_size = sizeof(h),
-		.snap_size = sizeof(*snap), .vcpu_size = sizeof(struct vcpu_state),
-		.ncpus = snap->ncpus, .nranges = ranges->n, .mem_size = snap->mem_size,
-		.pages_bytes = ranges->pages * PAGE_SIZE, .file_size = l->size,
-	};
-	struct vm_snapshot plain = *snap;
 	uint64_t pos = l->pages_off;
-	int ret;
+	int ret = pwrite_all(fd, h, sizeof(*h), 0);
 
-	plain.vcpus = NULL; /* a pointer means nothing in another process */
-	ret = pwrite_all(fd, &h, sizeof(h), 0);
 	if (!ret)
-		ret = pwrite_all(fd, &plain, sizeof(plain), l->snap_off);
-	if (!ret)
-		ret = pwrite_all(fd, snap->vcpus, snap->ncpus * sizeof(*snap->vcpus), l->vcpus_off);
+		ret = pwrite_all(fd, blob, h->blob_size, l->blob_off);
 	if (!ret && ranges->n)
 		ret = pwrite_all(fd, ranges->r, ranges->n * sizeof(ranges->r[0]), l->ranges_off);
 	for (unsigned i = 0; !ret && i < ranges->n; i++) {
@@ -298,22 +289,19 @@ static int write_state(int fd, const struct vm_snapshot *snap, const struct mem_
 	return ret;
 }
 
-int procmsg_state_create(const struct vm_snapshot *snap, const struct mem_ranges *ranges,
-			 const struct guest_mem *src)
+/* A sealed memfd of l->size bytes written by write_state(). */
+static int sealed_state(const struct procmsg_state_hdr *h, const void *blob,
+			const struct mem_ranges *ranges, const struct guest_mem *src,
+			const struct state_layout *l)
 {
 	int seals = F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL;
-	struct state_layout l;
-	int fd, ret;
+	int fd = memfd_create("vm-fork-state", MFD_CLOEXEC | MFD_ALLOW_SEALING), ret;
 
-	if (snap->ncpus < 1 || snap->ncpus > VM_MAX_CPUS || snap->mem_size != src->size)
-		return -EINVAL;
-	state_layout(snap->ncpus, ranges->n, ranges->pages * PAGE_SIZE, &l);
-	fd = memfd_create("vm-fork-state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
-	ret = ftruncate(fd, (off_t)l.size) < 0 ? -errno : 0;
+	ret = ftruncate(fd, (off_t)l->size) < 0 ? -errno : 0;
 	if (!ret)
-		ret = write_state(fd, snap, ranges, src, &l);
+		ret = write_state(fd, h, blob, ranges, src, l);
 	if (!ret && fcntl(fd, F_ADD_SEALS, seals) < 0)
 		ret = -errno;
 	if (ret < 0) {
@@ -323,11 +311,38 @@ int procmsg_state_create(const struct vm_snapshot *snap, const struct mem_ranges
 	return fd;
 }
 
+int procmsg_state_create(const struct vm_snapshot *snap, const struct kvm_cpuid2 *cpuid,
+			 const struct mem_ranges *ranges, const struct guest_mem *src)
+{
+	struct snap_meta meta = { .mem_file_size = src->size };
+	struct procmsg_state_hdr h = {
+		.magic = PROCMSG_MAGIC, .version = PROCMSG_VERSION, .hdr_size = sizeof(h),
+		.ncpus = snap->ncpus, .nranges = ranges->n, .mem_size = snap->mem_size,
+		.pages_bytes = ranges->pages * PAGE_SIZE,
+	};
+	struct state_layout l;
+	size_t blob_size;
+	void *blob;
+	int ret;
+
+	if (snap->ncpus < 1 || snap->ncpus > VM_MAX_CPUS || snap->mem_size != src->size || !cpuid)
+		return -EINVAL;
+	snprintf(meta.source, sizeof(meta.source), "process fork");
+	ret = snapfile_build(snap, &meta, cpuid, &blob, &blob_size);
+	if (ret < 0)
+		return ret;
+	h.blob_size = blob_size;
+	state_layout(blob_size, ranges->n, h.pages_bytes, &l);
+	h.file_size = l.size;
+	ret = blob_size > PROCMSG_MAX_BLOB ? -E2BIG : sealed_state(&h, blob, ranges, src, &l);
+	free(blob);
+	return ret;
+}
+
 static int check_state_hdr(const struct procmsg_state_hdr *h, uint64_t mem_size, unsigned ncpus)
 {
 	if (h->magic != PROCMSG_MAGIC || h->version != PROCMSG_VERSION ||
-	    h->hdr_size != sizeof(*h) || h->snap_size != sizeof(struct vm_snapshot) ||
-	    h->vcpu_size != sizeof(struct vcpu_state))
+	    h->hdr_size != sizeof(*h) || !h->blob_size || h->blob_size > PROCMSG_MAX_BLOB)
 		return -EBADMSG;
 	if (h->ncpus != ncpus || h->mem_size != mem_size)
 		return -EINVAL;
@@ -354,20 +369,23 @@ static int check_ranges(const struct mem_ranges *r, uint64_t mem_size, uint64_t 
 	return sum == pages_bytes ? 0 : -EBADMSG;
 }
 
-static int read_snapshot(int fd, const struct state_layout *l, uint64_t mem_size,
-			 unsigned ncpus, struct vm_snapshot *snap)
+/* The FDT, read into our memory and checked as a snapshot's state.dtb is. */
+static int read_snapshot(int fd, const struct state_layout *l, const struct procmsg_state_hdr *h,
+			 struct vm_snapshot *snap)
 {
-	int ret = pread_all(fd, snap, sizeof(*snap), l->snap_off);
+	struct kvm_cpuid2 *cpuid = NULL;
+	struct snap_meta meta;
+	void *blob = malloc(h->blob_size);
+	int ret = blob ? pread_all(fd, blob, h->blob_size, l->blob_off) : -ENOMEM;
 
-	snap->vcpus = NULL;
-	if (ret < 0)
-		return ret;
-	if (snap->ncpus != ncpus || snap->mem_size != mem_size)
-		return -EBADMSG;
-	snap->vcpus = aligned_alloc(64, ncpus * sizeof(*snap->vcpus));
-	if (!snap->vcpus)
-		return -ENOMEM;
-	return pread_all(fd, snap->vcpus, ncpus * sizeof(*snap->vcpus), l->vcpus_off);
+	if (!ret)
+		ret = snapfile_parse(blob, h->blob_size, snap, &meta, &cpuid);
+	/* vCPU 0's CPUID travels for the record: the shell was shaped by the job's shape. */
+	free(cpuid);
+	free(blob);
+	if (!ret && (snap->ncpus != h->ncpus || snap->mem_size != h->mem_size))
+		ret = -EBADMSG;
+	return ret;
 }
 
 static int read_ranges(int fd, const struct state_layout *l, const struct procmsg_state_hdr *h,
@@ -409,10 +427,10 @@ int procmsg_state_read(int fd, uint64_t mem_size, unsigned ncpus, struct vm_snap
 		ret = check_state_hdr(&h, mem_size, ncpus);
 	if (ret < 0)
 		return ret;
-	state_layout(h.ncpus, h.nranges, h.pages_bytes, &l);
+	state_layout(h.blob_size, h.nranges, h.pages_bytes, &l);
 	if (h.file_size != l.size || (uint64_t)st.st_size != l.size)
 		return -EBADMSG;
-	ret = read_snapshot(fd, &l, mem_size, ncpus, snap);
+	ret = read_snapshot(fd, &l, &h, snap);
 	if (!ret)
 		ret = read_ranges(fd, &l, &h, ranges);
 	if (ret < 0) {

@@ -23,7 +23,7 @@
 #include "state/vm_snapshot.h"
 
 #define PROCMSG_MAGIC   0x6b726f66636f7270ULL /* "procfork" */
-#define PROCMSG_VERSION 1
+#define PROCMSG_VERSION 2 /* 2: the state is a state file's FDT (state/statefile.h) */
 
 /* A worker that refused its shape or its job exits with this (sysexits' EX_DATAERR). */
 #define PROCMSG_EXIT_REFUSED 65
@@ -84,27 +84,33 @@ int procmsg_check_job(const struct procmsg_job *job);
  */
 int procmsg_check_base(int fd, uint64_t mem_size);
 
-/* The state file: this header, the struct vm_snapshot, its vCPUs, the ranges, the pages. */
+/*
+ * The state file: this header; the state as the same FDT a snapshot on disk
+ * keeps in its state.dtb (state/statefile.h: snapfile_build(), checked by
+ * snapfile_parse(), the validator the fuzzer runs); the ranges { u64 off,
+ * len }; the pages. Each part starts 64-byte aligned, the pages page-aligned.
+ */
 struct procmsg_state_hdr {
 	uint64_t magic;
 	uint32_t version;
 	uint32_t hdr_size;          /* sizeof(struct procmsg_state_hdr) */
-	uint32_t snap_size;         /* sizeof(struct vm_snapshot) */
-	uint32_t vcpu_size;         /* sizeof(struct vcpu_state) */
 	uint32_t ncpus;
-	uint32_t nranges;           /* of { u64 off, len } */
+	uint32_t nranges;
+	uint64_t blob_size;         /* the FDT's bytes, at most PROCMSG_MAX_BLOB */
 	uint64_t mem_size;
 	uint64_t pages_bytes;       /* sum of the ranges' lengths */
 	uint64_t file_size;         /* the whole file */
 };
 
+#define PROCMSG_MAX_BLOB (16u << 20)
+
 /*
- * A sealed memfd holding snap and the pages of src that ranges name (the
- * parent is paused: they cannot change while they are copied). Returns the
- * fd (close-on-exec) or -errno.
+ * A sealed memfd holding snap (with cpuid, vCPU 0's CPUID) and the pages of
+ * src that ranges name (the parent is paused: they cannot change while they
+ * are copied). Returns the fd (close-on-exec) or -errno.
  */
-int procmsg_state_create(const struct vm_snapshot *snap, const struct mem_ranges *ranges,
-			 const struct guest_mem *src);
+int procmsg_state_create(const struct vm_snapshot *snap, const struct kvm_cpuid2 *cpuid,
+			 const struct mem_ranges *ranges, const struct guest_mem *src);
 /*
  * Read and check a state file for a VM of mem_size bytes and ncpus vCPUs:
  * snap (vm_snapshot_free() it) and ranges (mem_ranges_free() them) are filled,

@@ -37,11 +37,15 @@ static void capture_state(void)
 {
 	struct vm_snapshot *snap;
 	struct mem_ranges *pages;
+	struct kvm_cpuid2 *cpuid;
 	struct fork_stats st = { 0 };
 
 	cr_assert_eq(vm_pause(env.root), 0);
 	cr_assert_eq(fork_capture(env.root, &snap, &pages, &st), 0);
-	ok.state_fd = procmsg_state_create(snap, pages, &env.root->mem);
+	cpuid = vm_cpuid(env.root);
+	cr_assert(cpuid);
+	ok.state_fd = procmsg_state_create(snap, cpuid, pages, &env.root->mem);
+	free(cpuid);
 	cr_assert_geq(ok.state_fd, 0, "state file: %d", ok.state_fd);
 	ok.nranges = pages->n;
 	ok.job.generation = snap->ctl.generation + 1;
@@ -177,22 +181,29 @@ static struct procmsg_state_hdr *hdr_of(uint8_t *state)
 	return (struct procmsg_state_hdr *)state;
 }
 
-static void bigger_snapshot(uint8_t *s) { hdr_of(s)->snap_size += 8; }
-static void other_vcpu_size(uint8_t *s) { hdr_of(s)->vcpu_size -= 64; }
+static void older_version(uint8_t *s) { hdr_of(s)->version = 1; }
+static void bigger_blob(uint8_t *s) { hdr_of(s)->blob_size += 64; }
+static void huge_blob(uint8_t *s) { hdr_of(s)->blob_size = 1ULL << 40; }
 static void two_cpus(uint8_t *s) { hdr_of(s)->ncpus = 2; }
 static void bad_magic(uint8_t *s) { hdr_of(s)->magic = 0; }
 static void more_pages(uint8_t *s) { hdr_of(s)->pages_bytes += 4096; }
 static void too_many_ranges(uint8_t *s) { hdr_of(s)->nranges = 0xffffffffu; }
 
-/* The first range, where procmsg.c's layout puts the ranges (1 vCPU). */
+/* Where procmsg.c's layout puts the FDT state, and the ranges after it. */
+static size_t blob_at(void)
+{
+	return (sizeof(struct procmsg_state_hdr) + 63) & ~(size_t)63;
+}
+
 static uint64_t *first_range(uint8_t *s)
 {
-	size_t at = (sizeof(struct procmsg_state_hdr) + 63) & ~(size_t)63;
-
-	at = (at + sizeof(struct vm_snapshot) + 63) & ~(size_t)63;
-	at = (at + sizeof(struct vcpu_state) + 63) & ~(size_t)63;
-	return (uint64_t *)(s + at);
+	return (uint64_t *)(s + ((blob_at() + hdr_of(s)->blob_size + 63) & ~(size_t)63));
 }
+
+/* A byte of a register deep in the FDT: its checksum no longer holds. */
+static void flipped_state_byte(uint8_t *s) { s[blob_at() + hdr_of(s)->blob_size / 2] ^= 0x40; }
+/* The FDT's own magic: not a device tree at all. */
+static void not_a_tree(uint8_t *s) { s[blob_at()] ^= 0xff; }
 
 static void range_past_ram(uint8_t *s) { first_range(s)[0] = env.root->mem.size; }
 static void range_unaligned(uint8_t *s) { first_range(s)[0] += 1; }
@@ -202,8 +213,11 @@ Test(procfork, worker_refuses_bad_state_files, .timeout = 180, .init = setup_tem
      .fini = teardown_template)
 {
 	refuse_state("bad magic", bad_magic, ok.state_len, -EBADMSG);
-	refuse_state("bigger snapshot struct", bigger_snapshot, ok.state_len, -EBADMSG);
-	refuse_state("other vCPU struct", other_vcpu_size, ok.state_len, -EBADMSG);
+	refuse_state("an older version (raw structs)", older_version, ok.state_len, -EBADMSG);
+	refuse_state("a bigger state than the file holds", bigger_blob, ok.state_len, -EBADMSG);
+	refuse_state("a state of 1 TiB", huge_blob, ok.state_len, -EBADMSG);
+	refuse_state("a flipped byte in the state", flipped_state_byte, ok.state_len, -EBADMSG);
+	refuse_state("a state that is no device tree", not_a_tree, ok.state_len, -EBADMSG);
 	refuse_state("two vCPUs for a one-vCPU shell", two_cpus, ok.state_len, -EINVAL);
 	refuse_state("more pages than the file holds", more_pages, ok.state_len, -EBADMSG);
 	refuse_state("2^32 - 1 ranges", too_many_ranges, ok.state_len, -EBADMSG);
