@@ -114,6 +114,14 @@ void ctl_set_mark_result(struct ctl_dev *ctl, int64_t result)
 	pthread_mutex_unlock(&ctl->lock);
 }
 
+void ctl_identity(struct ctl_dev *ctl, uint64_t *generation, uint64_t *child_index)
+{
+	pthread_mutex_lock(&ctl->lock);
+	*generation = ctl->generation;
+	*child_index = ctl->child_index;
+	pthread_mutex_unlock(&ctl->lock);
+}
+
 uint64_t ctl_count_reset(struct ctl_dev *ctl)
 {
 	uint64_t resets;

@@ -44,6 +44,8 @@ void ctl_save(struct ctl_dev *ctl, struct ctl_state *st);
 void ctl_restore(struct ctl_dev *ctl, const struct ctl_state *st);
 void ctl_set_fork_result(struct ctl_dev *ctl, int64_t result, uint64_t first_id);
 void ctl_set_mark_result(struct ctl_dev *ctl, int64_t result);
+/* The GENERATION and CHILD_INDEX the guest reads. */
+void ctl_identity(struct ctl_dev *ctl, uint64_t *generation, uint64_t *child_index);
 /* Count a reset; returns the count after it. */
 uint64_t ctl_count_reset(struct ctl_dev *ctl);
 /* Count an access the guest got wrong (size, alignment, offset, a GPA outside its RAM). */

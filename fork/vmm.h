@@ -101,6 +101,12 @@ struct snapshot_job *vmm_get_job(struct vmm *vmm, unsigned id);
 void vmm_limits_default(struct vmm_limits *l);
 void vmm_set_limits(struct vmm *vmm, const struct vmm_limits *l);
 struct vmm_limits vmm_get_limits(struct vmm *vmm);
+/* What counts against them now. */
+struct vmm_usage {
+	unsigned vms;
+	uint64_t guest_forks, refused;
+};
+struct vmm_usage vmm_get_usage(struct vmm *vmm);
 /* Whether n more VMs may be registered: 0, -EDQUOT (max_vms), -ESHUTDOWN (stopping). */
 int vmm_room_for(struct vmm *vmm, unsigned n);
 /* Count n children a guest asks for: 0, -EAGAIN (the rate), -EDQUOT (in all, or max_vms). */

@@ -43,6 +43,18 @@ struct vmm_limits vmm_get_limits(struct vmm *vmm)
 	return l;
 }
 
+struct vmm_usage vmm_get_usage(struct vmm *vmm)
+{
+	struct vmm_usage u;
+
+	pthread_mutex_lock(&vmm->lock);
+	u.vms = vmm->nvms;
+	u.guest_forks = vmm->guest_forks;
+	pthread_mutex_unlock(&vmm->lock);
+	u.refused = __atomic_load_n(&vmm->refused, __ATOMIC_RELAXED);
+	return u;
+}
+
 void vmm_note_refused(struct vmm *vmm, const char *what)
 {
 	uint64_t n = __atomic_add_fetch(&vmm->refused, 1, __ATOMIC_RELAXED);

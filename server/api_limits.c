@@ -19,21 +19,17 @@ const char *const api_limits_fields[] = {
 static json_t *limits_json(struct vmm *vmm)
 {
 	struct vmm_limits l = vmm_get_limits(vmm);
+	struct vmm_usage u = vmm_get_usage(vmm);
 	struct proc_clone_table *t = vmm_proc_clones(vmm);
-	uint64_t none, guest_forks;
 
-	pthread_mutex_lock(&vmm->lock);
-	guest_forks = vmm->guest_forks;
-	pthread_mutex_unlock(&vmm->lock);
 	return json_pack("{s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}}",
 			 "max_vms", (json_int_t)l.max_vms,
 			 "guest_forks_per_s", (json_int_t)l.guest_forks_per_s,
 			 "max_guest_forks", (json_int_t)l.max_guest_forks,
 			 "max_clone_procs", (json_int_t)l.max_clone_procs, "used",
-			 "vms", (json_int_t)vmm_list(vmm, &none, 0),
-			 "guest_forks", (json_int_t)guest_forks,
+			 "vms", (json_int_t)u.vms, "guest_forks", (json_int_t)u.guest_forks,
 			 "clone_procs", (json_int_t)(t ? proc_clones_running(t) : 0),
-			 "refused", (json_int_t)__atomic_load_n(&vmm->refused, __ATOMIC_RELAXED));
+			 "refused", (json_int_t)u.refused);
 }
 
 void api_h_get_limits(struct api_call *c)

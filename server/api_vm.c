@@ -27,12 +27,7 @@
 
 static void add_stop_info(json_t *o, struct vm *vm)
 {
-	enum vm_stop_reason reason;
-
-	pthread_mutex_lock(&vm->lock);
-	reason = vm->stop_reason;
-	pthread_mutex_unlock(&vm->lock);
-	json_object_set_new(o, "stop_reason", json_string(vm_stop_reason_name(reason)));
+	json_object_set_new(o, "stop_reason", json_string(vm_stop_reason_name(vm_stop_reason(vm))));
 	json_object_set_new(o, "exit_status", json_integer(vm_exit_code(vm)));
 }
 
@@ -42,10 +37,7 @@ static json_t *vm_json(struct vm *vm)
 	uint64_t gen, index;
 	json_t *o;
 
-	pthread_mutex_lock(&vm->ctl.lock);
-	gen = vm->ctl.generation;
-	index = vm->ctl.child_index;
-	pthread_mutex_unlock(&vm->ctl.lock);
+	ctl_identity(&vm->ctl, &gen, &index);
 	o = json_pack("{s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:o}",
 		      "id", (json_int_t)vm->id, "parent_id", (json_int_t)vm->parent_id,
 		      "generation", (json_int_t)gen, "child_index", (json_int_t)index,

@@ -172,6 +172,6 @@ int serve_until_stopped(struct vmm *vmm, struct vm **vms, unsigned n, struct ser
 	if (ret < 0)
 		return CLI_EXIT_ERROR;
 	pr_info("VM %llu stopped: %s, status %d", (unsigned long long)vms[0]->id,
-		vm_stop_reason_name(vms[0]->stop_reason), vm_exit_code(vms[0]));
+		vm_stop_reason_name(vm_stop_reason(vms[0])), vm_exit_code(vms[0]));
 	return vm_exit_code(vms[0]) & 0xff;
 }

@@ -435,6 +435,16 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status)
 		vm->guest_ops->stopped(vm);
 }
 
+enum vm_stop_reason vm_stop_reason(struct vm *vm)
+{
+	enum vm_stop_reason reason;
+
+	pthread_mutex_lock(&vm->lock);
+	reason = vm->stop_reason;
+	pthread_mutex_unlock(&vm->lock);
+	return reason;
+}
+
 enum vm_stop_reason vm_wait(struct vm *vm)
 {
 	enum vm_stop_reason reason;

@@ -159,6 +159,8 @@ void vm_take_machine(struct vm *vm, struct vm *shell);
 void vm_wait_retired(struct vm *vm);
 /* Wait until the VM stops and its vCPU threads have ended; returns the reason. */
 enum vm_stop_reason vm_wait(struct vm *vm);
+/* Why it stopped (VM_RUNNING while it has not). */
+enum vm_stop_reason vm_stop_reason(struct vm *vm);
 /* Ask the VM to stop; the first reason given wins. Safe from any thread. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status);
 bool vm_stopping(struct vm *vm);
