@@ -120,8 +120,9 @@ static size_t take_header(char *data, size_t size, size_t n, void *opaque)
 }
 
 /* One request; returns the HTTP status and leaves the answer, parsed when JSON, in ans. */
-static long http_ex(const char *method, const char *path, const char *body, size_t len,
-		    bool chunked)
+/* A request; its answer in ans. CURLE_OK, or curl's error when no answer came. */
+static CURLcode http_try(const char *method, const char *path, const char *body, size_t len,
+			 bool chunked)
 {
 	struct curl_slist *hdrs = chunked ? curl_slist_append(NULL, "Transfer-Encoding: chunked")
 					  : NULL;
@@ -146,12 +147,20 @@ static long http_ex(const char *method, const char *path, const char *body, size
 	/* A flood of connections (garbage_does_not_hurt) may fill the backlog for a moment. */
 	for (int i = 0; (rc = curl_easy_perform(curl)) == CURLE_COULDNT_CONNECT && i < 100; i++)
 		usleep(20 * 1000);
-	cr_assert_eq(rc, CURLE_OK, "%s %s: %s", method, path, curl_easy_strerror(rc));
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &ans.status);
 	curl_easy_cleanup(curl);
 	curl_slist_free_all(hdrs);
 	ans.json = ans.len ? json_loads(ans.body, 0, NULL) : NULL;
 	cr_assert(!ans.len || ans.json, "%s %s: the answer is not JSON: %s", method, path, ans.body);
+	return rc;
+}
+
+static long http_ex(const char *method, const char *path, const char *body, size_t len,
+		    bool chunked)
+{
+	CURLcode rc = http_try(method, path, body, len, chunked);
+
+	cr_assert_eq(rc, CURLE_OK, "%s %s: %s", method, path, curl_easy_strerror(rc));
 	return ans.status;
 }
 
@@ -320,10 +329,17 @@ Test(api, oversized_bodies, .fini = api_env_stop)
 	memset(big, ' ', len);
 	big[0] = '{';
 	big[len - 1] = '}';
-	http_ex("PUT", "/v1/vms/0/fork", big, len, false);
-	expect_error(413, "larger than");
-	http_ex("PUT", "/v1/vms/0/fork", big, len, true);
-	expect_error(413, "larger than");
+	/*
+	 * The server answers 413 and closes without reading the rest: a client
+	 * still sending may see the connection reset before it reads the answer.
+	 */
+	for (int chunked = 0; chunked < 2; chunked++) {
+		CURLcode rc = http_try("PUT", "/v1/vms/0/fork", big, len, chunked);
+
+		cr_assert(rc == CURLE_OK || rc == CURLE_SEND_ERROR, "%s", curl_easy_strerror(rc));
+		if (rc == CURLE_OK)
+			expect_error(413, "larger than");
+	}
 	/* Just under the limit is fine: an empty object padded with spaces. */
 	cr_assert_eq(http_ex("PUT", "/v1/vms/0/pause", big, API_MAX_BODY, false), 400,
 		     "a body that ends inside the object: %s", ans.body);
