@@ -4,9 +4,12 @@
  * ways to reset the CPU (command 0xfe, or writing the output port with bit 0
  * clear). Keyboard and mouse data are not modelled.
  */
+#include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/layout.h"
 #include "devices/i8042.h"
 
 #define STATUS_OBF     0x01 /* output buffer full */
@@ -165,3 +168,65 @@ void i8042_restore(struct i8042 *kbd, const struct i8042_state *st)
 	kbd->out_full = !!st->out_full;
 	pthread_mutex_unlock(&kbd->lock);
 }
+
+/* ---- As a device of the table (core/device.h): ports 0x60 and 0x64 ---- */
+
+struct i8042_dev {
+	struct i8042 kbd;
+	struct device_host host;
+};
+
+static void dev_reset(void *opaque)
+{
+	struct i8042_dev *d = opaque;
+
+	d->host.reset_machine(d->host.opaque);
+}
+
+static int dev_create(void **out, struct bus *bus, const struct device_host *host)
+{
+	struct i8042_dev *d = calloc(1, sizeof(*d));
+	int ret;
+
+	if (!d)
+		return -ENOMEM;
+	d->host = *host;
+	i8042_init(&d->kbd, dev_reset, d);
+	ret = bus_register(bus, BUS_PIO, I8042_DATA_PORT, 1, &i8042_data_ops, &d->kbd);
+	if (!ret)
+		ret = bus_register(bus, BUS_PIO, I8042_CMD_PORT, 1, &i8042_cmd_ops, &d->kbd);
+	*out = d;
+	return ret;
+}
+
+static void dev_destroy(void *dev)
+{
+	struct i8042_dev *d = dev;
+
+	if (d)
+		i8042_destroy(&d->kbd);
+	free(d);
+}
+
+static void dev_save(void *dev, void *state)
+{
+	i8042_save(&((struct i8042_dev *)dev)->kbd, state);
+}
+
+static int dev_check(const void *state)
+{
+	(void)state; /* any bytes are a state it could be in */
+	return 0;
+}
+
+static int dev_restore(void *dev, const void *state)
+{
+	i8042_restore(&((struct i8042_dev *)dev)->kbd, state);
+	return 0;
+}
+
+const struct device_type i8042_device = {
+	.name = "i8042@60", .state_size = sizeof(struct i8042_state),
+	.create = dev_create, .destroy = dev_destroy, .save = dev_save, .check = dev_check,
+	.restore = dev_restore,
+};

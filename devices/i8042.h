@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "core/bus.h"
+#include "core/device.h"
 
 struct i8042 {
 	pthread_mutex_t lock;
@@ -31,5 +32,7 @@ void i8042_destroy(struct i8042 *kbd);
 /* Register both as one device: ops dispatch on the port, so claim port 0x60 and 0x64 separately. */
 extern const struct bus_dev_ops i8042_data_ops; /* port 0x60, len 1 */
 extern const struct bus_dev_ops i8042_cmd_ops;  /* port 0x64, len 1 */
+/* The controller in the device table (core/device.h). */
+extern const struct device_type i8042_device;
 
 #endif

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/layout.h"
 #include "devices/uart.h"
 
 /* Register offsets (DLAB selects DLL/DLM at 0 and 1). */
@@ -410,3 +411,82 @@ int uart_restore(struct uart *u, const struct uart_state *st)
 	pthread_mutex_unlock(&u->lock);
 	return 0;
 }
+
+/* ---- As a device of the table (core/device.h): COM1, IRQ 4 ---- */
+
+struct uart_dev {
+	struct uart *uart;
+	struct device_host host;
+};
+
+static void dev_tx(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct uart_dev *d = opaque;
+
+	d->host.console_out(d->host.opaque, buf, len);
+}
+
+static void dev_set_irq(void *opaque, int level)
+{
+	struct uart_dev *d = opaque;
+
+	d->host.set_irq(d->host.opaque, COM1_IRQ, level);
+}
+
+static int dev_create(void **out, struct bus *bus, const struct device_host *host)
+{
+	struct uart_dev *d = calloc(1, sizeof(*d));
+	struct uart_host uh = { .tx = dev_tx, .set_irq = dev_set_irq, .opaque = d };
+	int ret = d ? 0 : -ENOMEM;
+
+	if (d) {
+		d->host = *host;
+		ret = uart_create(&d->uart, &uh);
+	}
+	if (!ret)
+		ret = bus_register(bus, BUS_PIO, COM1_PORT, 8, &uart_bus_ops, d->uart);
+	if (ret < 0 && d) {
+		uart_destroy(d->uart);
+		free(d);
+		return ret;
+	}
+	*out = d;
+	return ret;
+}
+
+static void dev_destroy(void *dev)
+{
+	struct uart_dev *d = dev;
+
+	if (d)
+		uart_destroy(d->uart);
+	free(d);
+}
+
+static void dev_save(void *dev, void *state)
+{
+	uart_save(((struct uart_dev *)dev)->uart, state);
+}
+
+static int dev_check(const void *state)
+{
+	const struct uart_state *st = state;
+
+	return st->rx_head >= UART_FIFO_SIZE || st->rx_count > UART_FIFO_SIZE ? -EINVAL : 0;
+}
+
+static int dev_restore(void *dev, const void *state)
+{
+	return uart_restore(((struct uart_dev *)dev)->uart, state);
+}
+
+static size_t dev_receive(void *dev, const uint8_t *buf, size_t len)
+{
+	return uart_receive(((struct uart_dev *)dev)->uart, buf, len);
+}
+
+const struct device_type uart_device = {
+	.name = "uart@3f8", .state_size = sizeof(struct uart_state),
+	.create = dev_create, .destroy = dev_destroy, .save = dev_save, .check = dev_check,
+	.restore = dev_restore, .receive = dev_receive,
+};

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "core/bus.h"
+#include "core/device.h"
 
 struct uart_host {
 	/* Bytes the guest transmitted. Called with the UART's lock held. */
@@ -35,5 +36,7 @@ void uart_save(struct uart *uart, struct uart_state *st);
 int uart_restore(struct uart *uart, const struct uart_state *st);
 
 extern const struct bus_dev_ops uart_bus_ops; /* claim 8 ports */
+/* COM1 in the device table (core/device.h). */
+extern const struct device_type uart_device;
 
 #endif

@@ -98,12 +98,11 @@ static int add_devices(void *fdt, const struct vm_snapshot *snap)
 	      set_u64(fdt, node, "child-index", snap->ctl.child_index) ?:
 	      set_u64(fdt, node, "fork-result", snap->ctl.fork_result) ?:
 	      set_u64(fdt, node, "fork-first-id", snap->ctl.fork_first_id);
-	if (!ret)
-		ret = (node = fdt_add_subnode(fdt, devs, "i8042@60")) < 0 ? node :
-		      fdt_setprop(fdt, node, "state", &snap->kbd, sizeof(snap->kbd));
-	if (!ret)
-		ret = (node = fdt_add_subnode(fdt, devs, "uart@3f8")) < 0 ? node :
-		      fdt_setprop(fdt, node, "state", &snap->uart, sizeof(snap->uart));
+	/* The table's devices, each a node holding its state. */
+	for (unsigned i = 0; !ret && device_table[i]; i++)
+		ret = (node = fdt_add_subnode(fdt, devs, device_table[i]->name)) < 0 ? node :
+		      fdt_setprop(fdt, node, "state", snap->devs[i].bytes,
+				  (int)device_table[i]->state_size);
 	return ret;
 }
 
@@ -372,20 +371,23 @@ static int read_devices(const void *fdt, struct vm_snapshot *snap)
 {
 	int devs = fdt_subnode_offset(fdt, 0, "devices");
 	int ctl = devs < 0 ? devs : fdt_subnode_offset(fdt, devs, "ctl");
-	int kbd = devs < 0 ? devs : fdt_subnode_offset(fdt, devs, "i8042@60");
-	int uart = devs < 0 ? devs : fdt_subnode_offset(fdt, devs, "uart@3f8");
 
-	if (ctl < 0 || kbd < 0 || uart < 0 ||
+	for (unsigned i = 0; devs >= 0 && device_table[i]; i++) {
+		const struct device_type *t = device_table[i];
+		int node = fdt_subnode_offset(fdt, devs, t->name);
+
+		if (node < 0 || get_blob(fdt, node, "state", snap->devs[i].bytes, t->state_size))
+			return bad("devices node incomplete");
+		if (t->check(snap->devs[i].bytes) < 0)
+			return bad("a device's state is out of range");
+	}
+	if (ctl < 0 ||
 	    get_u64(fdt, ctl, "clone-id", &snap->ctl.clone_id) ||
 	    get_u64(fdt, ctl, "generation", &snap->ctl.generation) ||
 	    get_u64(fdt, ctl, "child-index", &snap->ctl.child_index) ||
 	    get_u64(fdt, ctl, "fork-result", &snap->ctl.fork_result) ||
-	    get_u64(fdt, ctl, "fork-first-id", &snap->ctl.fork_first_id) ||
-	    get_blob(fdt, kbd, "state", &snap->kbd, sizeof(snap->kbd)) ||
-	    get_blob(fdt, uart, "state", &snap->uart, sizeof(snap->uart)))
+	    get_u64(fdt, ctl, "fork-first-id", &snap->ctl.fork_first_id))
 		return bad("devices node incomplete");
-	if (snap->uart.rx_head >= sizeof(snap->uart.rx) || snap->uart.rx_count > sizeof(snap->uart.rx))
-		return bad("UART FIFO out of range");
 	return 0;
 }
 

@@ -24,8 +24,8 @@ int vm_snapshot_capture(struct vm *vm, const struct msr_list *msrs, struct vm_sn
 		vm_snapshot_free(snap);
 		return ret;
 	}
-	uart_save(vm->uart, &snap->uart);
-	i8042_save(&vm->kbd, &snap->kbd);
+	for (unsigned i = 0; device_table[i]; i++)
+		device_table[i]->save(vm->devs[i], snap->devs[i].bytes);
 	ctl_save(&vm->ctl, &snap->ctl);
 	return 0;
 }
@@ -42,10 +42,14 @@ static int load(struct vm *vm, const struct vm_snapshot *snap, bool same_vm)
 		ret = vcpu_state_load(vm->vcpus[i]->fd, &snap->vcpus[i], same_vm);
 	if (ret < 0)
 		return ret;
-	i8042_restore(&vm->kbd, &snap->kbd);
 	ctl_restore(&vm->ctl, &snap->ctl);
-	/* Devices last: the UART re-drives its interrupt line into the loaded irqchip. */
-	return uart_restore(vm->uart, &snap->uart);
+	/* Devices last: they re-drive their interrupt lines into the loaded irqchip. */
+	for (unsigned i = 0; !ret && device_table[i]; i++) {
+		ret = device_table[i]->check(snap->devs[i].bytes);
+		if (!ret)
+			ret = device_table[i]->restore(vm->devs[i], snap->devs[i].bytes);
+	}
+	return ret;
 }
 
 int vm_snapshot_load(struct vm *vm, const struct vm_snapshot *snap)

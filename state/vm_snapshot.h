@@ -6,9 +6,8 @@
 #ifndef STATE_VM_SNAPSHOT_H
 #define STATE_VM_SNAPSHOT_H
 
+#include "core/device.h"
 #include "devices/ctl.h"
-#include "devices/i8042.h"
-#include "devices/uart.h"
 #include "state/state.h"
 
 struct vm;
@@ -18,8 +17,7 @@ struct vm_snapshot {
 	uint64_t mem_size;
 	struct vcpu_state *vcpus;   /* ncpus of them */
 	struct vm_state vm;
-	struct uart_state uart;
-	struct i8042_state kbd;
+	struct device_state devs[DEVICE_MAX]; /* device_table[i]'s, state_size bytes of it */
 	struct ctl_state ctl;
 };
 

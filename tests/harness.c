@@ -18,7 +18,10 @@
 #include <criterion/internal/ordered-set.h>
 
 #include "core/kvm.h"
+#include "devices/i8042.h"
+#include "devices/uart.h"
 #include "fork/fork.h"
+#include "state/vm_snapshot.h"
 #include "tests/harness.h"
 
 /* Opening it is the only test that counts: a KVM module may be loaded and refuse to bind. */
@@ -224,3 +227,13 @@ int harness_run_cli(char *const argv[], char *out, size_t out_size, unsigned tim
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+
+struct uart_state *harness_uart_state(struct vm_snapshot *snap)
+{
+	return (struct uart_state *)snap->devs[device_index(&uart_device)].bytes;
+}
+
+struct i8042_state *harness_i8042_state(struct vm_snapshot *snap)
+{
+	return (struct i8042_state *)snap->devs[device_index(&i8042_device)].bytes;
+}

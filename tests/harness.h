@@ -60,4 +60,9 @@ int harness_run_cli(char *const argv[], char *out, size_t out_size, unsigned tim
 
 /* Open file descriptors of this process, and its resident set in KiB. */
 
+/* The UART's and the i8042's state in a snapshot (by their place in the device table). */
+struct vm_snapshot;
+struct uart_state *harness_uart_state(struct vm_snapshot *snap);
+struct i8042_state *harness_i8042_state(struct vm_snapshot *snap);
+
 #endif

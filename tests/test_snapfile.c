@@ -15,7 +15,10 @@
 
 #include "core/layout.h"
 #include "core/log.h"
+#include "devices/i8042.h"
+#include "devices/uart.h"
 #include "state/statefile.h"
+#include "tests/harness.h"
 
 static struct vm_snapshot in, out;
 static struct snap_meta meta_in, meta_out;
@@ -53,10 +56,10 @@ static void make_input(unsigned ncpus, uint32_t nmsrs, uint32_t xsave_size, uint
 	pattern(&in.vm, sizeof(in.vm), 0x11);
 	for (unsigned i = 0; i < STATE_NR_IRQCHIPS; i++)
 		in.vm.irqchip[i].chip_id = i;
-	pattern(&in.uart, sizeof(in.uart), 0x22);
-	in.uart.rx_head = 15;
-	in.uart.rx_count = 16;
-	pattern(&in.kbd, sizeof(in.kbd), 0x33);
+	pattern(harness_uart_state(&in), sizeof(struct uart_state), 0x22);
+	harness_uart_state(&in)->rx_head = 15;
+	harness_uart_state(&in)->rx_count = 16;
+	pattern(harness_i8042_state(&in), sizeof(struct i8042_state), 0x33);
 	in.ctl = (struct ctl_state){ 0x1000000000000001ULL, 2, 3, UINT64_MAX, 5 };
 	meta_in = (struct snap_meta){ .created_unix = 1700000000, .id = 0xfeedfacecafebeefULL };
 	memset(meta_in.source, 'v', sizeof(meta_in.source) - 1); /* the longest allowed */
@@ -132,8 +135,8 @@ Test(snapfile, meta_round_trip)
 	cr_assert_not(meta_out.is_diff);
 	cr_assert_str_eq(meta_out.source, meta_in.source);
 	cr_assert_eq(memcmp(&out.ctl, &in.ctl, sizeof(in.ctl)), 0);
-	cr_assert_eq(out.uart.rx_head, 15);
-	cr_assert_eq(out.uart.rx_count, 16);
+	cr_assert_eq(harness_uart_state(&out)->rx_head, 15);
+	cr_assert_eq(harness_uart_state(&out)->rx_count, 16);
 	free(blob);
 }
 
@@ -366,7 +369,7 @@ static void expect_in_range(void)
 	}
 	for (unsigned i = 0; i < STATE_NR_IRQCHIPS; i++)
 		cr_assert_eq(out.vm.irqchip[i].chip_id, i);
-	cr_assert(out.uart.rx_head < 16 && out.uart.rx_count <= 16);
+	cr_assert(harness_uart_state(&out)->rx_head < 16 && harness_uart_state(&out)->rx_count <= 16);
 	cr_assert(memchr(meta_out.source, 0, sizeof(meta_out.source)));
 }
 

@@ -10,7 +10,10 @@
 
 #include "core/layout.h"
 #include "core/log.h"
+#include "devices/i8042.h"
+#include "devices/uart.h"
 #include "state/statefile.h"
+#include "tests/harness.h"
 
 static struct vm_snapshot snap, back;
 static struct snap_meta meta, meta_back;
@@ -42,10 +45,10 @@ static void make_snapshot(unsigned ncpus)
 	fill(&snap.vm, sizeof(snap.vm), 99);
 	for (unsigned i = 0; i < STATE_NR_IRQCHIPS; i++)
 		snap.vm.irqchip[i].chip_id = i;
-	fill(&snap.uart, sizeof(snap.uart), 5);
-	snap.uart.rx_head = 3;
-	snap.uart.rx_count = 9;
-	fill(&snap.kbd, sizeof(snap.kbd), 6);
+	fill(harness_uart_state(&snap), sizeof(struct uart_state), 5);
+	harness_uart_state(&snap)->rx_head = 3;
+	harness_uart_state(&snap)->rx_count = 9;
+	fill(harness_i8042_state(&snap), sizeof(struct i8042_state), 6);
 	snap.ctl = (struct ctl_state){ 7, 2, 3, 0, 8 };
 	meta = (struct snap_meta){ .created_unix = 1234, .id = 0x1122334455667788ULL,
 				   .base_id = 42, .is_diff = true };
@@ -116,8 +119,8 @@ static void round_trip(unsigned ncpus)
 	for (unsigned i = 0; i < ncpus; i++)
 		expect_same_vcpu(&back.vcpus[i], &snap.vcpus[i]);
 	cr_assert_eq(memcmp(&back.vm, &snap.vm, sizeof(snap.vm)), 0, "VM state");
-	cr_assert_eq(memcmp(&back.uart, &snap.uart, sizeof(snap.uart)), 0, "UART");
-	cr_assert_eq(memcmp(&back.kbd, &snap.kbd, sizeof(snap.kbd)), 0, "i8042");
+	cr_assert_eq(memcmp(harness_uart_state(&back), harness_uart_state(&snap), sizeof(struct uart_state)), 0, "UART");
+	cr_assert_eq(memcmp(harness_i8042_state(&back), harness_i8042_state(&snap), sizeof(struct i8042_state)), 0, "i8042");
 	cr_assert_eq(memcmp(&back.ctl, &snap.ctl, sizeof(snap.ctl)), 0, "control device");
 	cr_assert_eq(meta_back.id, meta.id);
 	cr_assert_eq(meta_back.base_id, 42);

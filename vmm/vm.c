@@ -46,17 +46,17 @@ static int create_irqchip(struct vm *vm)
 	return ret;
 }
 
-static void uart_tx(void *opaque, const uint8_t *buf, size_t len)
+static void dev_console_out(void *opaque, const uint8_t *buf, size_t len)
 {
 	struct vm *vm = opaque;
 
 	console_write(vm->console, buf, len);
 }
 
-static void uart_set_irq(void *opaque, int level)
+static void dev_set_irq(void *opaque, unsigned gsi, int level)
 {
 	struct vm *vm = opaque;
-	struct kvm_irq_level irq = { .irq = COM1_IRQ, .level = (uint32_t)level };
+	struct kvm_irq_level irq = { .irq = gsi, .level = (uint32_t)level };
 
 	kvm_ioctl(vm->fd, KVM_IRQ_LINE, &irq);
 }
@@ -124,36 +124,31 @@ static void ctl_reset_request(void *opaque)
 			(unsigned long long)vm->id);
 }
 
-static void kbd_reset(void *opaque)
+static void dev_reset_machine(void *opaque)
 {
 	vm_request_stop(opaque, VM_STOP_RESET, 0);
 }
 
+/* Every device of the table, then the VM's own control device. */
 static int create_devices(struct vm *vm, const char *console)
 {
-	struct uart_host uart_host = { .tx = uart_tx, .set_irq = uart_set_irq, .opaque = vm };
+	struct device_host host = {
+		.set_irq = dev_set_irq, .console_out = dev_console_out,
+		.reset_machine = dev_reset_machine, .opaque = vm,
+	};
 	struct ctl_host ctl_host = {
 		.exit = ctl_exit, .log = ctl_log, .report = ctl_report, .fork = ctl_fork_request,
 		.mark = ctl_mark_request, .reset = ctl_reset_request, .opaque = vm,
 	};
 	int ret = vm_set_console(vm, console ? console : "stdio");
 
+	for (unsigned i = 0; !ret && device_table[i]; i++)
+		ret = device_table[i]->create(&vm->devs[i], &vm->bus, &host);
 	if (ret < 0)
 		return ret;
-	ret = uart_create(&vm->uart, &uart_host);
-	if (ret < 0)
-		return ret;
-	i8042_init(&vm->kbd, kbd_reset, vm);
 	ctl_init(&vm->ctl, &vm->mem, &ctl_host, vm->ncpus);
-	ret = bus_register(&vm->bus, BUS_PIO, COM1_PORT, 8, &uart_bus_ops, vm->uart);
-	if (!ret)
-		ret = bus_register(&vm->bus, BUS_PIO, I8042_DATA_PORT, 1, &i8042_data_ops, &vm->kbd);
-	if (!ret)
-		ret = bus_register(&vm->bus, BUS_PIO, I8042_CMD_PORT, 1, &i8042_cmd_ops, &vm->kbd);
-	if (!ret)
-		ret = bus_register(&vm->bus, BUS_MMIO, VMFORK_CTL_BASE, VMFORK_CTL_SIZE, &ctl_bus_ops,
-				   &vm->ctl);
-	return ret;
+	return bus_register(&vm->bus, BUS_MMIO, VMFORK_CTL_BASE, VMFORK_CTL_SIZE, &ctl_bus_ops,
+			    &vm->ctl);
 }
 
 static int check_config(const struct kvm_host *kvm, const struct vm_config *cfg)
@@ -368,7 +363,10 @@ static size_t console_rx(void *opaque, const uint8_t *buf, size_t len)
 {
 	struct vm *vm = opaque;
 
-	return uart_receive(vm->uart, buf, len);
+	for (unsigned i = 0; device_table[i]; i++)
+		if (device_table[i]->receive && vm->devs[i])
+			return device_table[i]->receive(vm->devs[i], buf, len);
+	return len; /* no device takes console input: it is dropped */
 }
 
 static void console_quit(void *opaque)
@@ -474,9 +472,9 @@ void vm_destroy(struct vm *vm)
 	if (vm->guest_ops)
 		vm->guest_ops->release(vm);
 	free(vm->cpuid_table);
-	if (vm->uart)
-		uart_destroy(vm->uart);
-	i8042_destroy(&vm->kbd);
+	for (unsigned i = 0; device_table[i]; i++)
+		if (vm->devs[i])
+			device_table[i]->destroy(vm->devs[i]);
 	ctl_destroy(&vm->ctl);
 	guest_mem_destroy(&vm->mem);
 	if (vm->fd >= 0)

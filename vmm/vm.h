@@ -11,17 +11,16 @@
 #include <stdint.h>
 
 #include "core/bus.h"
+#include "core/device.h"
 #include "core/cpuid.h"
 #include "core/kvm.h"
 #include "core/layout.h"
 #include "core/memory.h"
 #include "devices/ctl.h"
-#include "devices/i8042.h"
 
 struct console;
 struct fork_cache;
 struct reset_point;
-struct uart;
 struct vcpu;
 
 struct vm_config {
@@ -98,8 +97,7 @@ struct vm {
 	bool retiring;
 
 	struct console *console;
-	struct uart *uart;
-	struct i8042 kbd;
+	void *devs[DEVICE_MAX];       /* device_table[i]'s instance (core/device.h) */
 	struct ctl_dev ctl;
 
 	/*

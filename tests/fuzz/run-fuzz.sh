@@ -12,13 +12,15 @@ if ! command -v clang >/dev/null; then
 	echo "run-fuzz: installing clang (Debian) for libFuzzer"
 	apt-get install -y -qq clang >/dev/null
 fi
+# The state file checks each device's state through the device table.
+devices="devices/table.c devices/uart.c devices/i8042.c core/bus.c"
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=gnu11 -D_GNU_SOURCE -I."
 # shellcheck disable=SC2086
-clang $flags tests/fuzz/fuzz_statefile.c state/statefile.c tests/fuzz/stubs.c core/log.c \
+clang $flags tests/fuzz/fuzz_statefile.c state/statefile.c $devices tests/fuzz/stubs.c core/log.c \
 	-lfdt -lz -o "$out/fuzz_statefile"
 # A process clone's state file: the same validator behind procmsg's header and ranges.
 # shellcheck disable=SC2086
-clang $flags tests/fuzz/fuzz_procmsg.c fork/procmsg.c state/statefile.c core/memory_cow.c \
+clang $flags tests/fuzz/fuzz_procmsg.c fork/procmsg.c state/statefile.c $devices core/memory_cow.c \
 	core/memory.c core/kvm.c core/cpuid.c tests/fuzz/stubs.c core/log.c \
 	-lfdt -lz -o "$out/fuzz_procmsg"
 for target in fuzz_statefile fuzz_procmsg; do

@@ -1,0 +1,24 @@
+/*
+ * The device table (core/device.h): every emulated device of a VM, in the
+ * order they are made. A new device is its file and a line here.
+ */
+#include "core/device.h"
+#include "devices/i8042.h"
+#include "devices/uart.h"
+
+const struct device_type *const device_table[] = {
+	&uart_device,
+	&i8042_device,
+	NULL,
+};
+
+int device_index(const struct device_type *type)
+{
+	for (int i = 0; device_table[i]; i++)
+		if (device_table[i] == type)
+			return i;
+	return -1;
+}
+
+_Static_assert(sizeof(device_table) / sizeof(device_table[0]) - 1 <= DEVICE_MAX,
+	       "DEVICE_MAX is too small for the table");
