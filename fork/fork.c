@@ -311,55 +311,99 @@ static void prepare_shells_for(struct vm *parent)
 		shell_pool_set_template(parent->vmm->shells, &parent->mem, &c->cap.state, c->serial);
 }
 
+/*
+ * What a host's fork does, decided once from the parent and the request:
+ *
+ *   parent   its RAM   warm shell  resume  | RAM frozen     capture        parent after
+ *   running  private   premapped   yes     | by the move    move + copy    runs on once
+ *   running  private   none        yes     | before pause   kept copy      captured
+ *   running  frozen    -           yes     | already        kept copy      (all three)
+ *   running  any       as above    no      | as above       cached         a paused template
+ *   paused   any       as above    -       | by capture     cached, reused a paused template
+ *
+ * A kept copy is freed after the children; a cached capture stays for the
+ * next forks of a paused template, whose state the shells then hold too
+ * (prepare_shells_for). A guest's own fork (vm_guest_fork) is the paused row,
+ * its vCPUs paused from its own vCPU and resumed after the children.
+ */
+struct fork_decision {
+	bool was_running;       /* pause it for the capture */
+	bool freeze_first;      /* freeze its RAM while it still runs */
+	bool resume_early;      /* resume it once captured; children from a kept copy */
+	struct vm *shell;       /* a warm shell premapping its RAM to move into, or NULL */
+};
+
+static void decide(struct vm *parent, const struct fork_request *req, struct fork_decision *d)
+{
+	d->was_running = vm_run_state(parent) == VM_STATE_RUNNING;
+	d->shell = parent->mem.frozen ? NULL : shell_pool_take_mapped(parent->vmm->shells, parent);
+	d->freeze_first = d->was_running && !parent->mem.frozen && !d->shell;
+	d->resume_early = d->was_running && req->resume_parent;
+}
+
+/*
+ * Without a shell, freeze a running parent's RAM before pausing it: the remap
+ * is most of a first fork's cost, and it is safe while the guest runs (KVM
+ * refaults through the new mapping, which shows the same file). The pages it
+ * writes meanwhile are its own, found and copied like any others.
+ */
+static void freeze_while_running(struct vm *parent, struct fork_stats *st)
+{
+	uint64_t t = now_ns();
+
+	guest_mem_freeze_running(&parent->mem);
+	st->freeze_ns = now_ns() - t;
+}
+
+/* Plan, freeze, pause, capture, release the parent, make the children (the table above). */
+static int fork_locked(struct vm *parent, const struct fork_request *req, struct vm **children,
+		       struct fork_stats *st)
+{
+	struct fork_plan plan = { .parent = parent };
+	struct fork_decision d;
+	uint64_t t_pause;
+	int ret;
+
+	decide(parent, req, &d);
+	if (d.freeze_first)
+		freeze_while_running(parent, st);
+	t_pause = now_ns();
+	ret = d.was_running ? vm_pause_locked(parent, NULL) : 0;
+	if (ret < 0) {
+		vm_destroy(d.shell);
+		if (d.was_running)
+			vm_resume_locked(parent);
+		return ret;
+	}
+	if (d.resume_early)
+		return fork_then_resume(&plan, req, children, st, t_pause, d.shell);
+	ret = fork_paused(&plan, req, children, st, d.shell);
+	if (ret < 0 && d.was_running)
+		vm_resume_locked(parent);
+	else if (!ret)
+		prepare_shells_for(parent);
+	st->paused_ns = now_ns() - t_pause;
+	return ret;
+}
+
 int vm_fork(struct vm *parent, const struct fork_request *req, struct vm **children,
 	    struct fork_stats *stats)
 {
-	struct fork_plan plan = { .parent = parent };
 	struct fork_stats st = { 0 };
-	uint64_t t0 = now_ns(), t_pause;
-	struct vm *shell = NULL;
-	bool was_running;
+	uint64_t t0 = now_ns();
+	enum vm_run_state state;
 	int ret = check_request(parent, req);
 
 	if (ret < 0)
 		return ret;
 	pthread_mutex_lock(&parent->op_lock);
-	was_running = vm_run_state(parent) == VM_STATE_RUNNING;
-	if (!was_running && vm_run_state(parent) != VM_STATE_PAUSED) {
-		pthread_mutex_unlock(&parent->op_lock);
+	state = vm_run_state(parent);
+	if (state != VM_STATE_RUNNING && state != VM_STATE_PAUSED) {
 		pr_err("fork: VM %llu is %s", (unsigned long long)parent->id,
-		       vm_run_state_name(vm_run_state(parent)));
-		return -EINVAL;
-	}
-	if (!parent->mem.frozen)
-		shell = shell_pool_take_mapped(parent->vmm->shells, parent);
-	/*
-	 * Without such a shell, freeze a running parent's RAM before pausing it:
-	 * the remap is most of a first fork's cost, and it is safe while the
-	 * guest runs (KVM refaults through the new mapping, which shows the same
-	 * file). The pages it writes meanwhile are its own, found and copied
-	 * like any others.
-	 */
-	if (was_running && !parent->mem.frozen && !shell) {
-		uint64_t t = now_ns();
-
-		guest_mem_freeze_running(&parent->mem);
-		st.freeze_ns = now_ns() - t;
-	}
-	t_pause = now_ns();
-	ret = was_running ? vm_pause_locked(parent, NULL) : 0;
-	if (ret < 0 && shell)
-		vm_destroy(shell);
-	if (!ret && was_running && req->resume_parent) {
-		ret = fork_then_resume(&plan, req, children, &st, t_pause, shell);
+		       vm_run_state_name(state));
+		ret = -EINVAL;
 	} else {
-		if (!ret)
-			ret = fork_paused(&plan, req, children, &st, shell);
-		if (was_running && (req->resume_parent || ret < 0))
-			vm_resume_locked(parent);
-		else if (!ret)
-			prepare_shells_for(parent);
-		st.paused_ns = now_ns() - t_pause;
+		ret = fork_locked(parent, req, children, &st);
 	}
 	pthread_mutex_unlock(&parent->op_lock);
 	st.total_ns = now_ns() - t0;
