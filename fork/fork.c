@@ -396,7 +396,7 @@ int vm_fork(struct vm *parent, const struct fork_request *req, struct vm **child
 
 	if (ret < 0)
 		return ret;
-	pthread_mutex_lock(&parent->op_lock);
+	vm_op_lock(parent);
 	state = vm_run_state(parent);
 	if (state != VM_STATE_RUNNING && state != VM_STATE_PAUSED) {
 		pr_err("fork: VM %llu is %s", (unsigned long long)parent->id,
@@ -405,7 +405,7 @@ int vm_fork(struct vm *parent, const struct fork_request *req, struct vm **child
 	} else {
 		ret = fork_locked(parent, req, children, &st);
 	}
-	pthread_mutex_unlock(&parent->op_lock);
+	vm_op_unlock(parent);
 	st.total_ns = now_ns() - t0;
 	if (stats)
 		*stats = st;

@@ -34,7 +34,7 @@ static int capture_state(struct vm *parent, struct proc_plan *plan, struct fork_
 	bool was_running;
 	int ret;
 
-	pthread_mutex_lock(&parent->op_lock);
+	vm_op_lock(parent);
 	was_running = vm_run_state(parent) == VM_STATE_RUNNING;
 	ret = was_running ? vm_pause_locked(parent, NULL) : 0;
 	if (!ret)
@@ -55,7 +55,7 @@ static int capture_state(struct vm *parent, struct proc_plan *plan, struct fork_
 	if (was_running)
 		vm_resume_locked(parent);
 	st->paused_ns = now_ns() - t0;
-	pthread_mutex_unlock(&parent->op_lock);
+	vm_op_unlock(parent);
 	return ret;
 }
 

@@ -599,6 +599,16 @@ int vm_run_paused_from_vcpu(struct vm *vm, struct vcpu *self,
 	return ret;
 }
 
+void vm_op_lock(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->op_lock);
+}
+
+void vm_op_unlock(struct vm *vm)
+{
+	pthread_mutex_unlock(&vm->op_lock);
+}
+
 int vm_while_paused(struct vm *vm, int (*act)(struct vm *vm, void *arg), void *arg)
 {
 	bool was_running;

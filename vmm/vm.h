@@ -190,6 +190,9 @@ int vm_pause_locked(struct vm *vm, struct vcpu *self);
  * may retry). Any other holder is about to let go: wait for it.
  */
 bool vm_op_lock_from_vcpu(struct vm *vm);
+/* op_lock, for a host operation made of several steps (a fork): held for all of it. */
+void vm_op_lock(struct vm *vm);
+void vm_op_unlock(struct vm *vm);
 int vm_resume_locked(struct vm *vm);
 /*
  * A guest's request, on its vCPU thread self: op_lock (-EBUSY when a host
