@@ -387,10 +387,15 @@ void uart_save(struct uart *u, struct uart_state *st)
 	pthread_mutex_unlock(&u->lock);
 }
 
-int uart_restore(struct uart *u, const struct uart_state *st)
+int uart_check_state(const struct uart_state *st)
 {
 	_Static_assert(sizeof(st->rx) == UART_FIFO_SIZE, "FIFO sizes differ");
-	if (st->rx_head >= UART_FIFO_SIZE || st->rx_count > UART_FIFO_SIZE)
+	return st->rx_head >= UART_FIFO_SIZE || st->rx_count > UART_FIFO_SIZE ? -EINVAL : 0;
+}
+
+int uart_restore(struct uart *u, const struct uart_state *st)
+{
+	if (uart_check_state(st) < 0)
 		return -EINVAL;
 	pthread_mutex_lock(&u->lock);
 	u->ier = st->ier;
@@ -470,9 +475,7 @@ static void dev_save(void *dev, void *state)
 
 static int dev_check(const void *state)
 {
-	const struct uart_state *st = state;
-
-	return st->rx_head >= UART_FIFO_SIZE || st->rx_count > UART_FIFO_SIZE ? -EINVAL : 0;
+	return uart_check_state(state);
 }
 
 static int dev_restore(void *dev, const void *state)

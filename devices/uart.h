@@ -32,6 +32,8 @@ void uart_destroy(struct uart *uart);
 size_t uart_receive(struct uart *uart, const uint8_t *buf, size_t len);
 
 void uart_save(struct uart *uart, struct uart_state *st);
+/* Whether st is a state the UART could be in (its FIFO indices in range): 0 or -EINVAL. */
+int uart_check_state(const struct uart_state *st);
 /* Load a saved state (checked: -EINVAL for an impossible FIFO) and re-drive the IRQ line. */
 int uart_restore(struct uart *uart, const struct uart_state *st);
 
