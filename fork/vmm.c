@@ -104,14 +104,11 @@ static int grow(struct vmm *vmm)
 
 int vmm_add(struct vmm *vmm, struct vm *vm)
 {
-	int ret = 0;
+	int ret;
 
 	pthread_mutex_lock(&vmm->lock);
-	if (vmm->stopping)
-		ret = -ESHUTDOWN;
-	else if (vmm->limits.max_vms && vmm->nvms >= vmm->limits.max_vms)
-		ret = -EDQUOT;
-	else if (vmm->nvms == vmm->cap)
+	ret = vmm_room_locked(vmm, 1);
+	if (!ret && vmm->nvms == vmm->cap)
 		ret = grow(vmm);
 	if (!ret) {
 		if (vm->id == VM_ID_NONE)

@@ -109,6 +109,8 @@ struct vmm_usage {
 struct vmm_usage vmm_get_usage(struct vmm *vmm);
 /* Whether n more VMs may be registered: 0, -EDQUOT (max_vms), -ESHUTDOWN (stopping). */
 int vmm_room_for(struct vmm *vmm, unsigned n);
+/* The same with vmm->lock held (vmm_add()'s hard bound); says nothing. */
+int vmm_room_locked(struct vmm *vmm, unsigned n);
 /* Count n children a guest asks for: 0, -EAGAIN (the rate), -EDQUOT (in all, or max_vms). */
 int vmm_charge_guest_forks(struct vmm *vmm, unsigned n);
 /* Whether n more clone processes may run beside those running: 0 or -EDQUOT. */

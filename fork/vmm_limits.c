@@ -65,7 +65,7 @@ void vmm_note_refused(struct vmm *vmm, const char *what)
 			(unsigned long long)n);
 }
 
-static int room_locked(struct vmm *vmm, unsigned n)
+int vmm_room_locked(struct vmm *vmm, unsigned n)
 {
 	if (vmm->stopping)
 		return -ESHUTDOWN;
@@ -79,7 +79,7 @@ int vmm_room_for(struct vmm *vmm, unsigned n)
 	int ret;
 
 	pthread_mutex_lock(&vmm->lock);
-	ret = room_locked(vmm, n);
+	ret = vmm_room_locked(vmm, n);
 	pthread_mutex_unlock(&vmm->lock);
 	if (ret == -EDQUOT)
 		vmm_note_refused(vmm, "max_vms");
@@ -109,7 +109,7 @@ int vmm_charge_guest_forks(struct vmm *vmm, unsigned n)
 	int ret;
 
 	pthread_mutex_lock(&vmm->lock);
-	ret = room_locked(vmm, n);
+	ret = vmm_room_locked(vmm, n);
 	if (!ret && vmm->limits.max_guest_forks &&
 	    vmm->guest_forks + n > vmm->limits.max_guest_forks) {
 		ret = -EDQUOT;
