@@ -29,7 +29,6 @@ struct fork_plan {
 	const struct vm_capture *kept;      /* the parent runs on: its pages as captured */
 	uint64_t serial;
 	uint64_t first_id;
-	bool guest_requested;
 };
 
 /*
@@ -333,10 +332,16 @@ struct fork_decision {
 	struct vm *shell;       /* a warm shell premapping its RAM to move into, or NULL */
 };
 
+/* A warm shell premapping parent's RAM to move into: only before its RAM is frozen. */
+static struct vm *shell_to_move_into(struct vm *parent)
+{
+	return parent->mem.frozen ? NULL : shell_pool_take_mapped(parent->vmm->shells, parent);
+}
+
 static void decide(struct vm *parent, const struct fork_request *req, struct fork_decision *d)
 {
 	d->was_running = vm_run_state(parent) == VM_STATE_RUNNING;
-	d->shell = parent->mem.frozen ? NULL : shell_pool_take_mapped(parent->vmm->shells, parent);
+	d->shell = shell_to_move_into(parent);
 	d->freeze_first = d->was_running && !parent->mem.frozen && !d->shell;
 	d->resume_early = d->was_running && req->resume_parent;
 }
@@ -422,9 +427,9 @@ static int act_guest_fork(struct vm *vm, void *arg)
 {
 	struct guest_fork *gf = arg;
 	struct fork_request req = { .count = gf->count, .start_children = true };
-	struct fork_plan plan = { .parent = vm, .guest_requested = true };
+	struct fork_plan plan = { .parent = vm };
 	struct fork_stats st = { 0 };
-	struct vm **children = NULL, *shell;
+	struct vm **children = NULL;
 	/* Charged once the fork can go ahead: a retried -EBUSY costs the guest nothing. */
 	int ret = vmm_charge_guest_forks(vm->vmm, gf->count);
 
@@ -437,10 +442,8 @@ static int act_guest_fork(struct vm *vm, void *arg)
 	 * then returns from its (completed) MMIO write onto the new vCPU, which
 	 * holds the state captured after it, as every child's does.
 	 */
-	if (!ret) {
-		shell = vm->mem.frozen ? NULL : shell_pool_take_mapped(vm->vmm->shells, vm);
-		ret = fork_paused(&plan, &req, children, &st, shell);
-	}
+	if (!ret)
+		ret = fork_paused(&plan, &req, children, &st, shell_to_move_into(vm));
 	/* Children see FORK_RESULT 0 (vm_become_clone()); the parent sees the count. */
 	ctl_set_fork_result(&vm->ctl, ret < 0 ? ret : (int64_t)gf->count,
 			    ret < 0 ? 0 : plan.first_id);
