@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "fork/procmsg.h"
 #include "state/statefile.h"
+#include "tests/fuzz/stubs.h"
 
 #define FUZZ_MEM (64ULL << 20)
 
@@ -69,8 +70,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 /* A real state file, as procmsg_state_create() makes it, with npages private pages. */
 static void write_seed(const char *dir, unsigned npages, uint8_t mode)
 {
-	struct vm_snapshot s = { .ncpus = 1, .mem_size = FUZZ_MEM };
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 2 * sizeof(c->entries[0]));
+	struct vm_snapshot s;
+	struct kvm_cpuid2 *c = fuzz_seed_state(&s, 1, FUZZ_MEM);
 	struct guest_mem mem = { .size = FUZZ_MEM, .host = calloc(1, FUZZ_MEM) };
 	struct mem_ranges r = { 0 };
 	char path[4096], buf[65536];
@@ -78,12 +79,6 @@ static void write_seed(const char *dir, unsigned npages, uint8_t mode)
 	FILE *f;
 	int fd;
 
-	s.vcpus = calloc(1, sizeof(*s.vcpus));
-	s.vcpus[0].nmsrs = 4;
-	s.vcpus[0].xsave_size = 4096;
-	for (unsigned i = 0; i < 3; i++)
-		s.vm.irqchip[i].chip_id = i;
-	c->nent = 2;
 	for (unsigned i = 0; i < npages; i++)
 		mem_ranges_add(&r, (uint64_t)(2 * i + 1) * 4096, 4096);
 	fd = procmsg_state_create(&s, c, &r, &mem);

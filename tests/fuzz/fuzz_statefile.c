@@ -15,6 +15,7 @@
 
 #include "core/log.h"
 #include "state/statefile.h"
+#include "tests/fuzz/stubs.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -53,22 +54,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 static void write_seed(const char *dir, unsigned ncpus, uint8_t mode)
 {
-	struct vm_snapshot s = { .ncpus = ncpus, .mem_size = 64 << 20 };
+	struct vm_snapshot s;
 	struct snap_meta m = { .id = 1 };
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 2 * sizeof(c->entries[0]));
+	struct kvm_cpuid2 *c = fuzz_seed_state(&s, ncpus, 64 << 20);
 	char path[4096];
 	void *blob;
 	size_t len;
 	FILE *f;
 
-	s.vcpus = calloc(ncpus, sizeof(*s.vcpus));
-	for (unsigned i = 0; i < ncpus; i++) {
-		s.vcpus[i].nmsrs = 4;
-		s.vcpus[i].xsave_size = 4096;
-	}
-	for (unsigned i = 0; i < 3; i++)
-		s.vm.irqchip[i].chip_id = i;
-	c->nent = 2;
 	strcpy(m.source, "seed");
 	if (snapfile_build(&s, &m, c, &blob, &len) == 0) {
 		snprintf(path, sizeof(path), "%s/seed-%u-%u", dir, ncpus, mode);
