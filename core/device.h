@@ -12,10 +12,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct aml;
 struct bus;
+struct guest_mem;
 
-#define DEVICE_MAX       8    /* devices in the table */
-#define DEVICE_STATE_MAX 256  /* bytes of a device's saved state */
+#define DEVICE_MAX       12   /* devices in the table */
+#define DEVICE_STATE_MAX 2048 /* bytes of a device's saved state */
+#define DEVICE_ARG_MAX   512  /* bytes of its option's argument, with the NUL */
 
 /* What the VM gives every device. */
 struct device_host {
@@ -25,14 +28,38 @@ struct device_host {
 	void (*console_out)(void *opaque, const uint8_t *buf, size_t len);
 	/* The guest asked for a machine reset. */
 	void (*reset_machine)(void *opaque);
+	/* Raise GED event bits (core/layout.h ACPI_EVENT_*): the guest runs their AML. */
+	void (*acpi_event)(void *opaque, uint32_t events);
+	/* The guest powered the machine off (ACPI sleep state S5). */
+	void (*poweroff)(void *opaque);
+	/* The VM's clone id (0 for a booted VM): per-clone backends name themselves by it. */
+	uint64_t (*vm_id)(void *opaque);
+	/*
+	 * Guest RAM. Devices reach it only through guest_read() and guest_write()
+	 * (core/memory.h), which bound every access and let reset-in-place see
+	 * the pages a device wrote.
+	 */
+	struct guest_mem *mem;
 	void *opaque;
 };
 
 struct device_type {
 	const char *name;         /* its node under the state file's devices, e.g. "uart@3f8" */
+	/*
+	 * The option that turns it on ("disk" for `run --disk ARG`), or NULL for a
+	 * device every VM has. An optional device is made in every VM, claiming its
+	 * ranges, but stays absent (invisible to the guest) until configured.
+	 */
+	const char *option;
 	size_t state_size;        /* bytes of its saved state, at most DEVICE_STATE_MAX */
 	/* Make one and claim its ranges on bus. */
 	int (*create)(void **dev, struct bus *bus, const struct device_host *host);
+	/*
+	 * Turn an optional device on with its option's argument (at most once per
+	 * instance): from the command line, or from a snapshot or a fork parent
+	 * that had it on. 0, or a negative errno with the reason logged.
+	 */
+	int (*configure)(void *dev, const char *arg);
 	void (*destroy)(void *dev);
 	void (*save)(void *dev, void *state);
 	/* Whether state is one save() could have made: 0 or -EINVAL. */
@@ -41,7 +68,18 @@ struct device_type {
 	int (*restore)(void *dev, const void *state);
 	/* Bytes typed on the console, for the device that takes them (NULL for others). */
 	size_t (*receive)(void *dev, const uint8_t *buf, size_t len);
+	/* Append its Device() nodes to the DSDT (core/aml.h); NULL or nothing while absent. */
+	int (*describe)(void *dev, struct aml *dsdt);
+	/*
+	 * The VM has just become a clone with its own identity (vm_id()), its state
+	 * loaded, its vCPUs not yet run: take a fresh identity (VMGenID, MAC, vsock
+	 * CID) and per-clone backends. NULL: nothing to do.
+	 */
+	int (*forked)(void *dev);
 };
+
+/* The table place of the device whose option is name, or -1. */
+int device_by_option(const char *name);
 
 /* The table, in creation order, NULL-terminated (devices/table.c). */
 extern const struct device_type *const device_table[];
@@ -51,7 +89,13 @@ int device_index(const struct device_type *type);
 
 /* A device's saved state, as a snapshot holds it (index: its place in the table). */
 struct device_state {
+	char arg[DEVICE_ARG_MAX];        /* its option's argument; "" while absent */
 	uint8_t bytes[DEVICE_STATE_MAX];
+};
+
+/* What the user turned on: each optional device's argument, by table place (NULL: off). */
+struct device_config {
+	const char *args[DEVICE_MAX];
 };
 
 #endif

@@ -23,6 +23,9 @@
 #define LAYOUT_CMDLINE_MAX  0x10000ULL   /* including the NUL */
 #define LAYOUT_EBDA         0x9fc00ULL   /* from here to 1 MiB is reserved */
 #define LAYOUT_MPTABLE      0x9fc00ULL   /* MP floating pointer + table, in the EBDA */
+#define LAYOUT_ACPI         0xe0000ULL   /* ACPI tables (vmm/acpi.c), where Linux scans for the RSDP */
+#define LAYOUT_ACPI_END     0xf0000ULL
+#define LAYOUT_VMGENID      0xf0000ULL   /* the VMGenID GUID (16 bytes), alone in its page */
 #define LAYOUT_HIMEM        0x100000ULL  /* first byte of extended memory */
 #define LAYOUT_KERNEL_MIN   LAYOUT_HIMEM /* nothing may be loaded below this */
 
@@ -33,6 +36,12 @@
 
 /* Devices in the 32-bit hole. */
 #define LAYOUT_CTL_MMIO     0xd0000000ULL /* control device, one page */
+#define LAYOUT_GED_MMIO     0xd0001000ULL /* ACPI Generic Event Device's event register */
+#define LAYOUT_GED_SIZE     0x1000ULL
+/* virtio-mmio devices: one 4 KiB slot each, slot i interrupting on GSI_VIRTIO_BASE + i. */
+#define LAYOUT_VIRTIO_MMIO  0xd0010000ULL
+#define VIRTIO_MMIO_SLOT_SIZE 0x1000ULL
+#define VIRTIO_MMIO_SLOTS   6
 #define LAYOUT_IOAPIC       0xfec00000ULL
 #define LAYOUT_LAPIC        0xfee00000ULL
 
@@ -45,6 +54,20 @@
 #define COM1_IRQ  4
 #define I8042_DATA_PORT 0x60
 #define I8042_CMD_PORT  0x64
+/* ACPI hardware-reduced registers (FADT): sleep control, sleep status, reset; one byte each. */
+#define ACPI_PM_PORT        0x600
+#define ACPI_SLEEP_CTL_PORT (ACPI_PM_PORT + 0)
+#define ACPI_SLEEP_STS_PORT (ACPI_PM_PORT + 1)
+#define ACPI_RESET_PORT     (ACPI_PM_PORT + 2)
+#define ACPI_RESET_VALUE    0x42
+/*
+ * GSIs above the ISA range, edge-triggered and active-high, so that no
+ * legacy device or the MP table's ISA entries ever share them.
+ */
+#define GSI_VIRTIO_BASE     16            /* ... to 16 + VIRTIO_MMIO_SLOTS - 1 */
+#define GSI_GED             23
+/* The GED's event bits (its _EVT method notifies by them). */
+#define ACPI_EVENT_VMGENID  (1u << 0)
 
 #define VM_MIN_MEM (16 * MiB)
 #define VM_MAX_MEM (1024 * GiB)

@@ -2,6 +2,8 @@
  * The device table (core/device.h): every emulated device of a VM, in the
  * order they are made. A new device is its file and a line here.
  */
+#include <string.h>
+
 #include "core/device.h"
 #include "devices/i8042.h"
 #include "devices/uart.h"
@@ -22,3 +24,11 @@ int device_index(const struct device_type *type)
 
 _Static_assert(sizeof(device_table) / sizeof(device_table[0]) - 1 <= DEVICE_MAX,
 	       "DEVICE_MAX is too small for the table");
+
+int device_by_option(const char *name)
+{
+	for (int i = 0; name && device_table[i]; i++)
+		if (device_table[i]->option && !strcmp(device_table[i]->option, name))
+			return i;
+	return -1;
+}
