@@ -9,6 +9,7 @@
 #ifndef CORE_DEVICE_H
 #define CORE_DEVICE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -89,7 +90,8 @@ int device_index(const struct device_type *type);
 
 /* A device's saved state, as a snapshot holds it (index: its place in the table). */
 struct device_state {
-	char arg[DEVICE_ARG_MAX];        /* its option's argument; "" while absent */
+	bool on;                         /* an optional device was turned on ... */
+	char arg[DEVICE_ARG_MAX];        /* ... with its option's argument */
 	uint8_t bytes[DEVICE_STATE_MAX];
 };
 

@@ -98,12 +98,31 @@ static int add_devices(void *fdt, const struct vm_snapshot *snap)
 	      set_u64(fdt, node, "child-index", snap->ctl.child_index) ?:
 	      set_u64(fdt, node, "fork-result", snap->ctl.fork_result) ?:
 	      set_u64(fdt, node, "fork-first-id", snap->ctl.fork_first_id);
-	/* The table's devices, each a node holding its state. */
-	for (unsigned i = 0; !ret && device_table[i]; i++)
+	/* The table's devices, each a node holding its state, and "arg" when turned on. */
+	for (unsigned i = 0; !ret && device_table[i]; i++) {
 		ret = (node = fdt_add_subnode(fdt, devs, device_table[i]->name)) < 0 ? node :
 		      fdt_setprop(fdt, node, "state", snap->devs[i].bytes,
 				  (int)device_table[i]->state_size);
+		if (!ret && snap->devs[i].on)
+			ret = fdt_setprop_string(fdt, node, "arg", snap->devs[i].arg);
+	}
 	return ret;
+}
+
+/* An optional device's "arg": a string that fits, and only on a device that has an option. */
+static int read_device_arg(const void *fdt, int node, const struct device_type *t,
+			   struct device_state *st)
+{
+	int len;
+	const char *arg = fdt_getprop(fdt, node, "arg", &len);
+
+	st->on = arg != NULL;
+	if (!arg)
+		return 0;
+	if (!t->option || len < 1 || len > DEVICE_ARG_MAX || arg[len - 1] || strlen(arg) != (size_t)len - 1)
+		return -EBADMSG;
+	memcpy(st->arg, arg, (size_t)len);
+	return 0;
 }
 
 /* Node offsets move whenever something is added before them: each is used at once. */
@@ -378,6 +397,8 @@ static int read_devices(const void *fdt, struct vm_snapshot *snap)
 
 		if (node < 0 || get_blob(fdt, node, "state", snap->devs[i].bytes, t->state_size))
 			return bad("devices node incomplete");
+		if (read_device_arg(fdt, node, t, &snap->devs[i]) < 0)
+			return bad("a device's arg is not a string of its option");
 		if (t->check(snap->devs[i].bytes) < 0)
 			return bad("a device's state is out of range");
 	}

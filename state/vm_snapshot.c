@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,8 +25,13 @@ int vm_snapshot_capture(struct vm *vm, const struct msr_list *msrs, struct vm_sn
 		vm_snapshot_free(snap);
 		return ret;
 	}
-	for (unsigned i = 0; device_table[i]; i++)
+	for (unsigned i = 0; device_table[i]; i++) {
+		const char *arg = vm_device_arg(vm, i);
+
+		snap->devs[i].on = arg != NULL;
+		snprintf(snap->devs[i].arg, sizeof(snap->devs[i].arg), "%s", arg ? arg : "");
 		device_table[i]->save(vm->devs[i], snap->devs[i].bytes);
+	}
 	ctl_save(&vm->ctl, &snap->ctl);
 	return 0;
 }
@@ -43,9 +49,15 @@ static int load(struct vm *vm, const struct vm_snapshot *snap, bool same_vm)
 	if (ret < 0)
 		return ret;
 	ctl_restore(&vm->ctl, &snap->ctl);
-	/* Devices last: they re-drive their interrupt lines into the loaded irqchip. */
+	/*
+	 * Devices last: they re-drive their interrupt lines into the loaded
+	 * irqchip. One the snapshot had on is turned on here first (a shell's or
+	 * a restored VM's devices start off).
+	 */
 	for (unsigned i = 0; !ret && device_table[i]; i++) {
 		ret = device_table[i]->check(snap->devs[i].bytes);
+		if (!ret && snap->devs[i].on && !same_vm)
+			ret = vm_configure_device(vm, i, snap->devs[i].arg);
 		if (!ret)
 			ret = device_table[i]->restore(vm->devs[i], snap->devs[i].bytes);
 	}

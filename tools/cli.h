@@ -22,6 +22,22 @@ extern const char cli_exit_statuses[];
  */
 int cli_bad_option(const char *cmd, char **argv, const struct option *longopts, int c);
 
+/*
+ * The options that turn on an optional device (core/device.h), one per device
+ * type with an option; getopt_long() returns CLI_DEVICE_OPTION for each, and
+ * cli_device_option() files the argument under its device.
+ */
+#define CLI_DEVICE_OPTION 0x1000
+#define CLI_DEVICE_OPTIONS \
+	{ "rng", optional_argument, NULL, CLI_DEVICE_OPTION }, \
+	{ "disk", required_argument, NULL, CLI_DEVICE_OPTION }, \
+	{ "vsock", required_argument, NULL, CLI_DEVICE_OPTION }, \
+	{ "net", required_argument, NULL, CLI_DEVICE_OPTION }
+struct device_config;
+/* --name=arg (arg NULL: none given): 0, or CLI_EXIT_USAGE with the reason printed. */
+int cli_device_option(const char *cmd, const char *name, const char *arg,
+		      struct device_config *cfg);
+
 struct cli_command {
 	const char *name;
 	const char *summary;

@@ -111,11 +111,11 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 		{ "clone-console", required_argument, NULL, 'L' },
 		{ "process-workers", required_argument, NULL, 'W' },
 		{ "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' },
-		SERVE_LIMIT_OPTIONS, { NULL, 0, NULL, 0 },
+		SERVE_LIMIT_OPTIONS, CLI_DEVICE_OPTIONS, { NULL, 0, NULL, 0 },
 	};
-	int c, level = LOG_WARN, ret;
+	int c, level = LOG_WARN, ret, index;
 
-	while ((c = getopt_long(argc, argv, "+:k:i:c:m:p:vqh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:k:i:c:m:p:vqh", longopts, &index)) != -1) {
 		ret = serve_parse_limit("run", c, optarg, &o->limits);
 		if (ret != 1) {
 			if (ret)
@@ -150,6 +150,11 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 		case 'v': level = level < LOG_DEBUG ? level + 1 : LOG_DEBUG; break;
 		case 'q': level = LOG_ERROR; break;
 		case 'h': cmd_run_usage(stdout); exit(0);
+		case CLI_DEVICE_OPTION:
+			ret = cli_device_option("run", longopts[index].name, optarg, &o->vm.devices);
+			if (ret)
+				return ret;
+			break;
 		case 'm':
 			if (parse_mem(optarg, &o->vm.mem_size))
 				return CLI_EXIT_USAGE;

@@ -129,12 +129,71 @@ static void dev_reset_machine(void *opaque)
 	vm_request_stop(opaque, VM_STOP_RESET, 0);
 }
 
+static void dev_poweroff(void *opaque)
+{
+	vm_request_stop(opaque, VM_STOP_POWEROFF, 0);
+}
+
+static uint64_t dev_vm_id(void *opaque)
+{
+	const struct vm *vm = opaque;
+
+	return vm->id == VM_ID_NONE ? 0 : vm->id;
+}
+
+int vm_configure_device(struct vm *vm, unsigned index, const char *arg)
+{
+	const struct device_type *t = index < DEVICE_MAX ? device_table[index] : NULL;
+	int ret;
+
+	if (!t || !t->option || !t->configure || !arg)
+		return -EINVAL;
+	if (strlen(arg) >= DEVICE_ARG_MAX) {
+		pr_err("--%s: the argument is longer than %d bytes", t->option, DEVICE_ARG_MAX - 1);
+		return -ENAMETOOLONG;
+	}
+	if (vm->dev_on[index])
+		return strcmp(vm->dev_arg[index], arg) ? -EBUSY : 0;
+	ret = t->configure(vm->devs[index], arg);
+	if (ret < 0)
+		return ret;
+	strcpy(vm->dev_arg[index], arg);
+	vm->dev_on[index] = true;
+	return 0;
+}
+
+const char *vm_device_arg(const struct vm *vm, unsigned index)
+{
+	return index < DEVICE_MAX && vm->dev_on[index] ? vm->dev_arg[index] : NULL;
+}
+
+int vm_devices_forked(struct vm *vm)
+{
+	int ret = 0;
+
+	for (unsigned i = 0; !ret && device_table[i]; i++)
+		if (device_table[i]->forked)
+			ret = device_table[i]->forked(vm->devs[i]);
+	return ret;
+}
+
+static int configure_devices(struct vm *vm, const struct device_config *cfg)
+{
+	int ret = 0;
+
+	for (unsigned i = 0; !ret && cfg && device_table[i]; i++)
+		if (cfg->args[i])
+			ret = vm_configure_device(vm, i, cfg->args[i]);
+	return ret;
+}
+
 /* Every device of the table, then the VM's own control device. */
 static int create_devices(struct vm *vm, const char *console)
 {
 	struct device_host host = {
 		.set_irq = dev_set_irq, .console_out = dev_console_out,
-		.reset_machine = dev_reset_machine, .opaque = vm,
+		.reset_machine = dev_reset_machine, .poweroff = dev_poweroff,
+		.vm_id = dev_vm_id, .mem = &vm->mem, .opaque = vm,
 	};
 	struct ctl_host ctl_host = {
 		.exit = ctl_exit, .log = ctl_log, .report = ctl_report, .fork = ctl_fork_request,
@@ -186,6 +245,8 @@ static int vm_init(struct vm *vm, const struct vm_config *cfg)
 		ret = create_irqchip(vm);
 	if (!ret)
 		ret = create_devices(vm, cfg->console);
+	if (!ret)
+		ret = configure_devices(vm, &cfg->devices);
 	if (!ret)
 		ret = create_vcpus(vm, true);
 	return ret;

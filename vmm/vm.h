@@ -34,6 +34,7 @@ struct vm_config {
 	const char *kernel;
 	const char *initrd;         /* or NULL */
 	const char *cmdline;        /* or NULL: empty */
+	struct device_config devices; /* the optional devices turned on */
 };
 
 enum vm_stop_reason {
@@ -98,6 +99,8 @@ struct vm {
 
 	struct console *console;
 	void *devs[DEVICE_MAX];       /* device_table[i]'s instance (core/device.h) */
+	bool dev_on[DEVICE_MAX];      /* an optional device was configured ... */
+	char dev_arg[DEVICE_MAX][DEVICE_ARG_MAX]; /* ... with this argument */
 	struct ctl_dev ctl;
 
 	/*
@@ -137,6 +140,16 @@ int vm_set_cpuid_table(struct vm *vm, const struct kvm_cpuid2 *table);
 struct kvm_cpuid2 *vm_cpuid(const struct vm *vm);
 /* Open spec (core/console.h) as the VM's console, replacing the one it had. */
 int vm_set_console(struct vm *vm, const char *spec);
+/*
+ * Turn on the optional device at table place index with its option's
+ * argument. Again with the same argument: nothing. With another: -EBUSY.
+ * Only before the VM runs (from its configuration, or a snapshot's).
+ */
+int vm_configure_device(struct vm *vm, unsigned index, const char *arg);
+/* The argument a device was turned on with, or NULL while it is off. */
+const char *vm_device_arg(const struct vm *vm, unsigned index);
+/* The VM has just become a clone: every device's forked() hook, in table order. */
+int vm_devices_forked(struct vm *vm);
 /* Load cfg->kernel (+ initrd, command line) and point the boot vCPU at it. */
 int vm_boot(struct vm *vm, const struct vm_config *cfg);
 /* Start the vCPU threads (and console input). */
