@@ -52,8 +52,10 @@ int vm_become_clone(struct vm *vm, const struct vm_snapshot *snap, bool state_lo
 	if (ret < 0)
 		return ret;
 	set_identity(vm, snap, id);
-	/* Before its vCPUs run: a new VMGenID, its own backends. */
-	ret = vm_devices_forked(vm);
+	/* Before its vCPUs run: the host's time, a new VMGenID, its own backends. */
+	ret = vm_snapshot_catch_up(vm, snap);
+	if (!ret)
+		ret = vm_devices_forked(vm);
 	if (ret < 0)
 		return ret;
 	ret = clone_console_spec(console_fmt, id->id, console, sizeof(console));

@@ -109,6 +109,7 @@ struct vm_state {
 	struct kvm_pit_state2 pit;
 	struct kvm_clock_data clock;
 	struct kvm_irqchip irqchip[STATE_NR_IRQCHIPS]; /* chip_id == array index */
+	uint64_t captured_ns;  /* the host's CLOCK_REALTIME when saved: what a new identity catches up from */
 };
 
 int vm_state_save(int vm_fd, struct vm_state *st);
@@ -120,5 +121,15 @@ int vm_state_save(int vm_fd, struct vm_state *st);
  * (KVM_CLOCK_REALTIME would instead advance it by the host's elapsed time.)
  */
 int vm_state_restore(int vm_fd, const struct vm_state *st);
+/*
+ * A new identity made from st (a clone, a restored snapshot) lives in the
+ * host's present: move its kvmclock and every vCPU's TSC on by the host time
+ * since st was saved, as after a suspend, so that the guest's wall clock
+ * (TLS, token expiry) is not as stale as the snapshot. vcpus[i] is the state
+ * loaded into vcpu_fds[i]. Reset-in-place does not call it: a reset goes
+ * back in time on purpose.
+ */
+int vm_state_catch_up(int vm_fd, const int *vcpu_fds, const struct vcpu_state *vcpus,
+		      unsigned ncpus, const struct vm_state *st);
 
 #endif

@@ -28,6 +28,7 @@ static const struct blob_prop vcpu_props[] = {
 static const struct blob_prop vm_props[] = {
 	VM_PROP("pit", pit), VM_PROP("clock", clock), VM_PROP("pic-master", irqchip[0]),
 	VM_PROP("pic-slave", irqchip[1]), VM_PROP("ioapic", irqchip[2]),
+	VM_PROP("captured-ns", captured_ns),
 };
 
 #define NPROPS(a) (sizeof(a) / sizeof((a)[0]))

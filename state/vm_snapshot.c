@@ -74,6 +74,17 @@ int vm_snapshot_reload(struct vm *vm, const struct vm_snapshot *snap)
 	return load(vm, snap, true);
 }
 
+int vm_snapshot_catch_up(struct vm *vm, const struct vm_snapshot *snap)
+{
+	int fds[VM_MAX_CPUS];
+
+	if (snap->ncpus != vm->ncpus)
+		return -EINVAL;
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		fds[i] = vm->vcpus[i]->fd;
+	return vm_state_catch_up(vm->fd, fds, snap->vcpus, vm->ncpus, &snap->vm);
+}
+
 void vm_snapshot_free(struct vm_snapshot *snap)
 {
 	free(snap->vcpus);

@@ -30,6 +30,8 @@ int vm_snapshot_capture(struct vm *vm, const struct msr_list *msrs, struct vm_sn
 int vm_snapshot_load(struct vm *vm, const struct vm_snapshot *snap);
 /* Load back into the VM it was captured from (a reset): skips what cannot have changed. */
 int vm_snapshot_reload(struct vm *vm, const struct vm_snapshot *snap);
+/* A new identity loaded from snap: its clocks move on to the host's present (vm_state_catch_up()). */
+int vm_snapshot_catch_up(struct vm *vm, const struct vm_snapshot *snap);
 void vm_snapshot_free(struct vm_snapshot *snap);
 /* A deep copy (dst is overwritten); returns 0 or -ENOMEM. */
 int vm_snapshot_copy(struct vm_snapshot *dst, const struct vm_snapshot *src);
