@@ -1,8 +1,10 @@
 #!/bin/sh
 # Build a tiny busybox-static initramfs whose init prints a line we look for,
-# then resets the machine (vm-fork stops on a reset). Usage: make-initramfs.sh OUT.cpio.gz
+# then resets the machine (vm-fork stops on a reset), or runs INIT (a shell
+# script for busybox sh) instead. Usage: make-initramfs.sh OUT.cpio.gz [INIT]
 set -eu
 out=$1
+init=${2:-}
 busybox=/bin/busybox
 [ -x "$busybox" ] || { echo "make-initramfs: $busybox missing (apt-get install busybox-static)" >&2; exit 1; }
 file -L "$busybox" 2>/dev/null | grep -q 'statically linked' || ldd "$busybox" 2>&1 | grep -q 'not a dynamic' ||
@@ -17,6 +19,7 @@ cat > "$dir/init" <<'INIT'
 /bin/busybox echo "vm-fork-init: hello from userspace, $(/bin/busybox cat /proc/cmdline | /bin/busybox wc -c) bytes of cmdline"
 /bin/busybox reboot -f
 INIT
+[ -z "$init" ] || cp "$init" "$dir/init"
 chmod +x "$dir/init"
 mkdir -p "$(dirname "$out")"
 (cd "$dir" && find . | cpio -o -H newc --quiet | gzip -9) > "$out.tmp"
