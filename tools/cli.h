@@ -34,6 +34,8 @@ int cli_bad_option(const char *cmd, char **argv, const struct option *longopts, 
 	{ "vsock", required_argument, NULL, CLI_DEVICE_OPTION }, \
 	{ "net", required_argument, NULL, CLI_DEVICE_OPTION }
 struct device_config;
+/* The device options' help, for run and restore. */
+extern const char cli_devices_help[];
 /* --name=arg (arg NULL: none given): 0, or CLI_EXIT_USAGE with the reason printed. */
 int cli_device_option(const char *cmd, const char *name, const char *arg,
 		      struct device_config *cfg);

@@ -4,6 +4,16 @@
 #include "core/device.h"
 #include "tools/cli.h"
 
+const char cli_devices_help[] =
+	"Devices (virtio-mmio, found by the guest through ACPI; each clone gets its own):\n"
+	"      --rng             an entropy device (virtio-rng), fed by the host's getrandom()\n"
+	"      --disk FILE[,ro]  a disk (virtio-blk); from a VM's first fork on, FILE is never\n"
+	"                        written again: each VM's writes go to its own overlay\n"
+	"      --vsock PATH      vsock (virtio-vsock): the host connects to the Unix socket\n"
+	"                        PATH and writes 'CONNECT <port>\\n'; the guest's connections\n"
+	"                        to port P reach PATH_P; in a clone %u in PATH is its id\n"
+	"      --net tap:NAME    a network card (virtio-net) on the TAP device NAME\n";
+
 int cli_device_option(const char *cmd, const char *name, const char *arg,
 		      struct device_config *cfg)
 {

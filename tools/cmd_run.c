@@ -64,9 +64,9 @@ void cmd_run_usage(FILE *out)
 		"  -v, --verbose         more messages (repeat for debug)\n"
 		"  -q, --quiet           errors only\n"
 		"  -h, --help            this text\n"
-		"\n"
-		"Limits, so that no guest or client can exhaust the host:\n",
-		VM_MAX_CPUS);
+		"\n", VM_MAX_CPUS);
+	fputs(cli_devices_help, out);
+	fputs("\nLimits, so that no guest or client can exhaust the host:\n", out);
 	fprintf(out, serve_limits_help, VMM_DEFAULT_MAX_VMS, VMM_DEFAULT_GUEST_FORKS_PER_S,
 		VMM_DEFAULT_MAX_CLONE_PROCS);
 	fprintf(out,

@@ -41,7 +41,7 @@ void cmd_restore_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: vm-fork restore DIR [--count N] [--api PATH] [--console SPEC]\n"
-		"                          [--clone-console SPEC] [--shells N] [-v]\n"
+		"                          [--clone-console SPEC] [--shells N] [device options] [-v]\n"
 		"\n"
 		"Start N VMs (default 1) from the snapshot in DIR, each with its own identity,\n"
 		"all mapping DIR/mem copy-on-write (pages are read lazily, shared in the page\n"
@@ -64,7 +64,10 @@ void cmd_restore_usage(FILE *out)
 		"  -v, --verbose         more messages (repeat for debug)\n"
 		"  -h, --help            this text\n"
 		"\n"
-		"Limits, as for 'vm-fork run':\n");
+		"The snapshot's devices come back as they were; a device option turns one on or\n"
+		"points it elsewhere (a new vsock PATH, a TAP).\n");
+	fputs(cli_devices_help, out);
+	fputs("\nLimits, as for 'vm-fork run':\n", out);
 	fprintf(out, serve_limits_help, VMM_DEFAULT_MAX_VMS, VMM_DEFAULT_GUEST_FORKS_PER_S,
 		VMM_DEFAULT_MAX_CLONE_PROCS);
 }
@@ -164,6 +167,7 @@ struct restore_options {
 	const char *dir, *console, *kvm_path;
 	unsigned count;
 	struct serve_options serve;
+	struct device_config devices; /* devices turned on or re-pointed over the snapshot's */
 };
 
 static int restore_usage_error(const char *what, const char *arg)
@@ -182,12 +186,12 @@ static int parse_restore(int argc, char **argv, struct restore_options *o)
 		{ "clone-console", required_argument, NULL, 'C' },
 		{ "shells", required_argument, NULL, 's' }, { "kvm", required_argument, NULL, 'K' },
 		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
-		SERVE_LIMIT_OPTIONS, { NULL, 0, NULL, 0 },
+		SERVE_LIMIT_OPTIONS, CLI_DEVICE_OPTIONS, { NULL, 0, NULL, 0 },
 	};
-	int c, level = LOG_WARN, ret;
+	int c, level = LOG_WARN, ret, index;
 
 	vmm_limits_default(&o->serve.limits);
-	while ((c = getopt_long(argc, argv, ":n:a:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":n:a:vh", opts, &index)) != -1) {
 		ret = serve_parse_limit("restore", c, optarg, &o->serve.limits);
 		if (ret != 1) {
 			if (ret)
@@ -209,6 +213,11 @@ static int parse_restore(int argc, char **argv, struct restore_options *o)
 			break;
 		case 'v': level = level < LOG_DEBUG ? level + 1 : LOG_DEBUG; break;
 		case 'h': cmd_restore_usage(stdout); exit(0);
+		case CLI_DEVICE_OPTION:
+			ret = cli_device_option("restore", opts[index].name, optarg, &o->devices);
+			if (ret)
+				return ret;
+			break;
 		default: return cli_bad_option("restore", argv, opts, c);
 		}
 	}
@@ -225,6 +234,13 @@ static int restore_all(struct vmm *vmm, struct restore_options *o)
 	struct vm **vms = calloc(o->count, sizeof(*vms));
 	int ret = vms ? snapshot_open(o->dir, vmm->kvm.supported_cpuid, &img) : -ENOMEM;
 
+	/* A device option wins over what the snapshot had: as if it had been saved so. */
+	for (unsigned i = 0; !ret && i < DEVICE_MAX; i++) {
+		if (!o->devices.args[i])
+			continue;
+		img.state.devs[i].on = true;
+		snprintf(img.state.devs[i].arg, sizeof(img.state.devs[i].arg), "%s", o->devices.args[i]);
+	}
 	/* --console for the first, the clone spec (its "%u" the VM's id) for the rest. */
 	for (unsigned i = 0; !ret && i < o->count; i++)
 		ret = vm_restore(vmm, &img, i + 1,
