@@ -47,7 +47,8 @@ MODROOT=/
 # (with what they depend on, first; built-in ones are skipped: kernels differ in
 # which they build in), and an init that runs the command. Rebuilt when this
 # script, its init or the kernel changes.
-MODULES="kvm-amd virtio_pci virtio_console 9pnet_virtio 9p"
+# tun: the virtio-net tests' TAP devices.
+MODULES="kvm-amd virtio_pci virtio_console 9pnet_virtio 9p tun"
 
 # Print m's module files, each after those it depends on, once.
 module_files() { # module_files KVER MODULE
@@ -141,6 +142,8 @@ pick_kernel() { # pick_kernel CACHE
 	kernel=${VMFORK_QEMU_KERNEL:-}
 	if [ -z "$kernel" ] && on_bookworm_as_root; then
 		kernel=$(ls -1 "$dir"/boot/vmlinuz-* 2>/dev/null | tail -n 1 || true)
+		# The unpacked kernel keeps only the modules it was unpacked for.
+		[ "$(cat "$dir/modules-kept" 2>/dev/null)" = "$MODULES" ] || kernel=
 		if [ -z "$kernel" ]; then
 			say "unpacking bookworm-backports' kernel for the QEMU VM into $dir"
 			add_backports
@@ -157,6 +160,7 @@ pick_kernel() { # pick_kernel CACHE
 			keep=$(seen=""; for m in $MODULES; do module_files "$kver" "$m"; done) || exit 125
 			find "$dir/lib/modules" -name '*.ko*' | { grep -vxF "$keep" || true; } | xargs -r rm -f
 			rm -rf "$dir/usr"
+			echo "$MODULES" >"$dir/modules-kept"
 		fi
 		MODROOT=$dir
 	fi
