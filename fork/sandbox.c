@@ -13,7 +13,14 @@
  *     that glibc falls back to clone), futexes, signals to its own threads;
  *   read, write, close and the like on the fds it has; memfd_create for a
  *     guest's forks; openat read-only (/proc/self/pagemap; never O_CREAT or a
- *     write mode); clocks, sleeps, scheduling of its own threads; exit.
+ *     write mode); clocks, sleeps, scheduling of its own threads; exit;
+ *   epoll and accept4: the virtio devices' I/O threads wait on the fds their
+ *     backends opened before the sandbox (a TAP, a vsock listener) and take
+ *     the host's connections to a listener.
+ * A new socket fails with EPERM instead of killing the worker: a guest's
+ * vsock connection to the host (which would need one) is refused, and the
+ * clone goes on; a worker that could connect to any Unix socket on the host
+ * would not be sandboxed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,7 +51,8 @@ static const int allowed[] = {
 	SCMP_SYS(sched_getaffinity), SCMP_SYS(sched_setscheduler), SCMP_SYS(sched_getscheduler),
 	SCMP_SYS(sched_setattr), SCMP_SYS(sched_getparam), SCMP_SYS(setpriority),
 	SCMP_SYS(getpriority), SCMP_SYS(restart_syscall), SCMP_SYS(exit),
-	SCMP_SYS(exit_group),
+	SCMP_SYS(exit_group), SCMP_SYS(epoll_create1), SCMP_SYS(epoll_ctl),
+	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(accept4),
 };
 
 static int add_rules(scmp_filter_ctx ctx)
@@ -67,6 +75,8 @@ static int add_rules(scmp_filter_ctx ctx)
 				       SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
 	if (!ret)
 		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 0);
 	/* Read-only opens: no O_CREAT, O_TRUNC or write access. */
 	if (!ret)
 		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
