@@ -156,6 +156,7 @@ void harness_run_guest(const char *name, const struct guest_opts *o, struct gues
 		.kernel = kernel,
 		.cmdline = o->cmdline,
 		.cpuid_mask = o->cpuid_mask,
+		.devices = o->devices,
 	};
 	struct kvm_host kvm;
 	struct vm *vm = NULL;

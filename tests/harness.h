@@ -38,6 +38,7 @@ struct guest_opts {
 	uint64_t mem;          /* 0: 64 MiB */
 	unsigned timeout_s;    /* 0: 30 */
 	const char *cpuid_mask;
+	struct device_config devices; /* optional devices turned on (core/device.h) */
 };
 
 struct guest_result {
