@@ -73,10 +73,19 @@ struct device_type {
 	int (*describe)(void *dev, struct aml *dsdt);
 	/*
 	 * The VM has just become a clone with its own identity (vm_id()), its state
-	 * loaded, its vCPUs not yet run: take a fresh identity (VMGenID, MAC, vsock
-	 * CID) and per-clone backends. NULL: nothing to do.
+	 * loaded, its vCPUs not yet run: take a fresh identity (VMGenID, a MAC,
+	 * the vsock transport reset). NULL: nothing to do.
 	 */
 	int (*forked)(void *dev);
+	/*
+	 * Open this VM's own backends (a TAP, a listening socket, a disk overlay),
+	 * named by its id (vm_id()) where they must differ per VM. Called once per
+	 * VM before its vCPUs first run: as it boots, or after forked() as it
+	 * becomes a clone or a restored VM. configure() only checks and keeps the
+	 * argument: it also runs in warm shells that have no identity yet.
+	 * NULL: nothing to open.
+	 */
+	int (*attach)(void *dev);
 };
 
 /* The table place of the device whose option is name, or -1. */

@@ -56,6 +56,8 @@ int vm_become_clone(struct vm *vm, const struct vm_snapshot *snap, bool state_lo
 	ret = vm_snapshot_catch_up(vm, snap);
 	if (!ret)
 		ret = vm_devices_forked(vm);
+	if (!ret)
+		ret = vm_devices_attach(vm);
 	if (ret < 0)
 		return ret;
 	ret = clone_console_spec(console_fmt, id->id, console, sizeof(console));

@@ -177,6 +177,16 @@ int vm_devices_forked(struct vm *vm)
 	return ret;
 }
 
+int vm_devices_attach(struct vm *vm)
+{
+	int ret = 0;
+
+	for (unsigned i = 0; !ret && device_table[i]; i++)
+		if (device_table[i]->attach)
+			ret = device_table[i]->attach(vm->devs[i]);
+	return ret;
+}
+
 static int configure_devices(struct vm *vm, const struct device_config *cfg)
 {
 	int ret = 0;
@@ -415,6 +425,8 @@ int vm_boot(struct vm *vm, const struct vm_config *cfg)
 		ret = boot_write_tables(&vm->mem);
 	if (!ret)
 		ret = boot_write_mptable(&vm->mem, vm->ncpus);
+	if (!ret)
+		ret = vm_devices_attach(vm);
 	if (!ret)
 		ret = vcpu_set_boot_regs(vm->vcpus[0], &kernel);
 	return ret;

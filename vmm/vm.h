@@ -150,6 +150,8 @@ int vm_configure_device(struct vm *vm, unsigned index, const char *arg);
 const char *vm_device_arg(const struct vm *vm, unsigned index);
 /* The VM has just become a clone: every device's forked() hook, in table order. */
 int vm_devices_forked(struct vm *vm);
+/* Every device's attach() hook: once per VM, before its vCPUs first run (vm_boot does it). */
+int vm_devices_attach(struct vm *vm);
 /* Load cfg->kernel (+ initrd, command line) and point the boot vCPU at it. */
 int vm_boot(struct vm *vm, const struct vm_config *cfg);
 /* Start the vCPU threads (and console input). */
