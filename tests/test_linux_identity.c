@@ -157,3 +157,37 @@ Test(linux_identity, clones_clock_is_the_hosts, .timeout = 600)
 	}
 	linux_stop(&vm);
 }
+
+static const char hwrng_init[] =
+	"#!/bin/busybox sh\n"
+	"/bin/busybox --install -s /bin\n"
+	"mount -t proc proc /proc\n"
+	"mount -t sysfs sys /sys\n"
+	"echo \"hwrng: $(cat /sys/class/misc/hw_random/rng_current)"
+	" $(head -c 32 /dev/hwrng | od -An -tx1 | tr -d ' \\n') end\"\n"
+	"poweroff -f\n";
+
+static bool hwrng_line(const char *out)
+{
+	return strstr(out, "hwrng: ") && strstr(strstr(out, "hwrng: "), " end");
+}
+
+/* virtio-rng through ACPI: Linux's hw_random core picks it, and /dev/hwrng gives bytes. */
+Test(linux_identity, virtio_rng_feeds_dev_hwrng, .timeout = 300)
+{
+	const char *extra[] = { "--rng", NULL };
+	char *kernel = linux_small_kernel(), *out, source[64], hex[65];
+	struct linux_vm vm;
+
+	linux_start(&vm, kernel, hwrng_init, NULL, extra);
+	out = linux_wait_for(&vm, vm.console, hwrng_line, 240);
+	cr_assert(hwrng_line(out), "no hwrng line:\n%s", out + (strlen(out) > 3000 ? strlen(out) - 3000 : 0));
+	cr_assert_eq(sscanf(strstr(out, "hwrng: "), "hwrng: %63s %64[0-9a-f] end", source, hex), 2,
+		     "%.200s", strstr(out, "hwrng: "));
+	cr_expect_str_eq(source, "virtio_rng.0", "the guest's hwrng is %s", source);
+	cr_expect_eq(strlen(hex), 64, "%s", hex);
+	cr_expect(strspn(hex, "0") < 16, "/dev/hwrng gave zeros: %s", hex);
+	free(out);
+	free(kernel);
+	linux_stop(&vm);
+}
