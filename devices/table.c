@@ -5,12 +5,16 @@
 #include <string.h>
 
 #include "core/device.h"
+#include "devices/acpi_pm.h"
+#include "devices/ged.h"
 #include "devices/i8042.h"
 #include "devices/uart.h"
 
 const struct device_type *const device_table[] = {
 	&uart_device,
 	&i8042_device,
+	&acpi_pm_device,
+	&ged_device,
 	NULL,
 };
 

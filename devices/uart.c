@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/aml.h"
 #include "core/layout.h"
 #include "devices/uart.h"
 
@@ -488,8 +489,22 @@ static size_t dev_receive(void *dev, const uint8_t *buf, size_t len)
 	return uart_receive(((struct uart_dev *)dev)->uart, buf, len);
 }
 
+/* COM1 for the DSDT, so that Linux's 8250_pnp claims it through ACPI as on a PC. */
+static int dev_describe(void *dev, struct aml *dsdt)
+{
+	aml_device(dsdt, "COM1");
+	aml_name_eisaid(dsdt, "_HID", "PNP0501");
+	aml_name_int(dsdt, "_UID", 1);
+	aml_crs_begin(dsdt);
+	aml_crs_io(dsdt, COM1_PORT, 8);
+	aml_crs_irq(dsdt, COM1_IRQ, false, false);
+	aml_crs_end(dsdt);
+	aml_end(dsdt);
+	return 0;
+}
+
 const struct device_type uart_device = {
 	.name = "uart@3f8", .state_size = sizeof(struct uart_state),
 	.create = dev_create, .destroy = dev_destroy, .save = dev_save, .check = dev_check,
-	.restore = dev_restore, .receive = dev_receive,
+	.restore = dev_restore, .receive = dev_receive, .describe = dev_describe,
 };
