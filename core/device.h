@@ -44,6 +44,32 @@ struct device_host {
 	void *opaque;
 };
 
+/*
+ * Something of this process a saved state names but cannot contain: a
+ * disk's frozen layers, say. A device hands one out with its state (hold)
+ * and gets it back with the state (adopt); a snapshot in memory keeps a
+ * reference (struct device_state.ref), a state file never has one, so a
+ * state read back from a file comes with none. Embedded in the device's own
+ * object; release frees that object when the last reference goes.
+ */
+struct device_ref {
+	unsigned refs;
+	void (*release)(struct device_ref *ref);
+};
+
+static inline struct device_ref *device_ref_get(struct device_ref *ref)
+{
+	if (ref)
+		__atomic_add_fetch(&ref->refs, 1, __ATOMIC_RELAXED);
+	return ref;
+}
+
+static inline void device_ref_put(struct device_ref *ref)
+{
+	if (ref && __atomic_sub_fetch(&ref->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		ref->release(ref);
+}
+
 struct device_type {
 	const char *name;         /* its node under the state file's devices, e.g. "uart@3f8" */
 	/*
@@ -86,6 +112,24 @@ struct device_type {
 	 * NULL: nothing to open.
 	 */
 	int (*attach)(void *dev);
+	/*
+	 * Optional, for a device whose state names live objects (a disk's layers).
+	 * hold: right after save(), with the VM paused: a new reference to what
+	 * the state names in *ref (NULL: nothing), or a negative errno that fails
+	 * the capture. adopt: right after restore(), with the reference the
+	 * snapshot kept (NULL from a state file); the device takes its own. Into
+	 * the VM the state was captured from (a reset), it goes back to it.
+	 */
+	int (*hold)(void *dev, struct device_ref **ref);
+	int (*adopt)(void *dev, struct device_ref *ref);
+	/*
+	 * Optional, snapshots on disk: export writes what ref names into the
+	 * snapshot's folder (on the snapshot's writer thread, the VM running on);
+	 * import reads it back into a device about to be restored from that
+	 * folder, before its state is loaded (then adopt gets NULL).
+	 */
+	int (*export)(struct device_ref *ref, const char *dir);
+	int (*import)(void *dev, const char *dir);
 };
 
 /* The table place of the device whose option is name, or -1. */
@@ -102,6 +146,7 @@ struct device_state {
 	bool on;                         /* an optional device was turned on ... */
 	char arg[DEVICE_ARG_MAX];        /* ... with its option's argument */
 	uint8_t bytes[DEVICE_STATE_MAX];
+	struct device_ref *ref;          /* what hold() gave, held; never in a state file */
 };
 
 /* What the user turned on: each optional device's argument, by table place (NULL: off). */
