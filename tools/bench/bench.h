@@ -71,6 +71,10 @@ enum bench_row {
 	ROW_CLONE_USS,
 	ROW_CLONE_PRIVATE,
 	ROW_MAX_CLONES,
+	/* The disk overlay per clone (disk_rows.c), the disk as large as the RAM column. */
+	ROW_DISK_FORK,
+	ROW_DISK_FIRST_WRITE,
+	ROW_DISK_CLONE_MEM,
 	/* Linux to userspace (linux_boot.c), at 256 MiB only. */
 	ROW_LINUX_INIT,
 	ROW_LINUX_DEBIAN,
@@ -183,6 +187,7 @@ int bench_fork(struct bench_ctx *ctx, unsigned si);
 int bench_fork_first(struct bench_ctx *ctx, unsigned si);
 int bench_clones(struct bench_ctx *ctx, unsigned si);
 int bench_linux(struct bench_ctx *ctx, unsigned si);
+int bench_disk(struct bench_ctx *ctx, unsigned si);
 
 /*
  * A VMM with booted guests to fork (fork_rows.c; fork_first.c and

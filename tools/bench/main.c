@@ -64,6 +64,12 @@ const struct bench_row_def bench_rows[NROWS] = {
 		"guest pages an idle clone wrote (vm_private_bytes)", NULL },
 	[ROW_MAX_CLONES] = { "max_clones", "count", ROW_NONE,
 		"live idle clones of a 256 MiB guest this host holds (256M only)", NULL },
+	[ROW_DISK_FORK] = { "disk_fork", "us", ROW_NONE,
+		"a clone's disk: the parent's top layer frozen + a new image over it (no KVM)", NULL },
+	[ROW_DISK_FIRST_WRITE] = { "disk_first_write", "us", ROW_NONE,
+		"  a clone's first 4 KiB write: its overlay made and the block written", NULL },
+	[ROW_DISK_CLONE_MEM] = { "disk_clone_mem", "KiB", ROW_NONE,
+		"  host memory per clone that wrote 64 KiB (overlay blocks + RSS growth)", NULL },
 	[ROW_LINUX_INIT] = { "linux_init", "us", ROW_QEMU_LINUX,
 		"vm-fork run -> the initramfs's init, small kernel (make guest-kernel; 256M only)",
 		NULL },
@@ -138,6 +144,7 @@ static const struct {
 	{ "first", bench_fork_first, false },
 	{ "clones", bench_clones, true },
 	{ "linux", bench_linux, true },
+	{ "disk", bench_disk, false },
 };
 #define NRUNNERS (sizeof(runners) / sizeof(runners[0]))
 
@@ -156,7 +163,7 @@ static void usage(FILE *f)
 		"  --guests DIR   where idle.elf and wait_fork.elf are (default: guest/ beside\n"
 		"                 this binary)\n"
 		"  --only LIST    run only these measurements (cold_vm,map_base,process_fork,\n"
-		"                 memcpy,qemu,fork,first,clones,linux); the rest stay empty\n"
+		"                 memcpy,qemu,fork,first,clones,linux,disk); the rest stay empty\n"
 		"  --list         describe the rows and exit\n", default_sizes);
 }
 
