@@ -9,12 +9,16 @@
 #include "devices/ged.h"
 #include "devices/i8042.h"
 #include "devices/uart.h"
+#include "devices/vmgenid.h"
+#include "devices/virtio_rng.h"
 
 const struct device_type *const device_table[] = {
 	&uart_device,
 	&i8042_device,
 	&acpi_pm_device,
 	&ged_device,
+	&vmgenid_device,
+	&virtio_rng_device,
 	NULL,
 };
 
