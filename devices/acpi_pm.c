@@ -9,6 +9,7 @@
 
 #include "core/bus.h"
 #include "core/layout.h"
+#include "core/log.h"
 #include "devices/acpi_pm.h"
 
 #define REG_SLEEP_CTL (ACPI_SLEEP_CTL_PORT - ACPI_PM_PORT)
@@ -44,11 +45,23 @@ static void write_sleep_ctl(struct acpi_pm *pm, uint8_t val)
 	if (!(val & ACPI_SLP_EN)) {
 		ignore(pm);
 	} else if (type == ACPI_PM_S5_TYPE) {
+		pr_debug("acpi-pm: the guest entered S5: power-off");
 		pm->host.poweroff(pm->host.opaque);
 	} else {
 		__atomic_fetch_or(&pm->sleep_sts, ACPI_WAK_STS, __ATOMIC_RELAXED);
 		ignore(pm);
 	}
+}
+
+static void write_reset(struct acpi_pm *pm, uint8_t val)
+{
+	if (val != ACPI_RESET_VALUE) {
+		ignore(pm);
+		return;
+	}
+	/* Said apart from the i8042's reset, which stops the VM the same way. */
+	pr_debug("acpi-pm: the guest wrote the ACPI reset register: reset");
+	pm->host.reset_machine(pm->host.opaque);
 }
 
 static void write_reg(struct acpi_pm *pm, unsigned reg, uint8_t val)
@@ -61,10 +74,7 @@ static void write_reg(struct acpi_pm *pm, unsigned reg, uint8_t val)
 		__atomic_fetch_and(&pm->sleep_sts, (uint8_t)~val, __ATOMIC_RELAXED);
 		break;
 	default:
-		if (val == ACPI_RESET_VALUE)
-			pm->host.reset_machine(pm->host.opaque);
-		else
-			ignore(pm);
+		write_reset(pm, val);
 	}
 }
 

@@ -109,12 +109,16 @@ static void describe_evt(struct aml *dsdt)
 	aml_end(dsdt);
 }
 
+/*
+ * The register is named by the OperationRegion alone: Linux's GED driver
+ * (6.1) takes every resource of _CRS for an interrupt, and gives up on the
+ * device at a Memory32Fixed.
+ */
 static int dev_describe(void *dev, struct aml *dsdt)
 {
 	aml_device(dsdt, "GED0");
 	aml_name_string(dsdt, "_HID", "ACPI0013");
 	aml_crs_begin(dsdt);
-	aml_crs_mem32(dsdt, (uint32_t)LAYOUT_GED_MMIO, GED_REG_SIZE);
 	aml_crs_irq(dsdt, GSI_GED, false, false);
 	aml_crs_end(dsdt);
 	aml_operation_region(dsdt, "EREG", AML_SYSTEM_MEMORY, LAYOUT_GED_MMIO, GED_REG_SIZE);
