@@ -72,6 +72,12 @@ int boot_build_e820(const struct guest_mem *mem, struct boot_e820_entry *out, in
 int boot_write_params(const struct guest_mem *mem, const struct boot_image *kernel,
 		      const char *cmdline, uint64_t initrd_addr, uint64_t initrd_size);
 
+/*
+ * Tell Linux where the ACPI RSDP is (the zero page's acpi_rsdp_addr, boot
+ * protocol 2.14), so it need not scan for it. After boot_write_params().
+ */
+int boot_set_acpi_rsdp(const struct guest_mem *mem, uint64_t rsdp);
+
 /* Identity page tables for the first 4 GiB (2 MiB pages, user-accessible) and the boot GDT. */
 int boot_write_tables(const struct guest_mem *mem);
 

@@ -160,6 +160,12 @@ int boot_write_params(const struct guest_mem *mem, const struct boot_image *kern
 	return ret;
 }
 
+int boot_set_acpi_rsdp(const struct guest_mem *mem, uint64_t rsdp)
+{
+	return guest_write(mem, LAYOUT_ZERO_PAGE + offsetof(struct boot_params, acpi_rsdp_addr),
+			   &rsdp, sizeof(rsdp));
+}
+
 int boot_load_initrd(const struct guest_mem *mem, const struct boot_image *kernel,
 		     const uint8_t *data, size_t size, uint64_t *addr)
 {

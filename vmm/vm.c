@@ -8,7 +8,9 @@
 #include "core/console.h"
 #include "core/log.h"
 #include "devices/ctl_abi.h"
+#include "devices/ged.h"
 #include "devices/uart.h"
+#include "vmm/acpi.h"
 #include "vmm/boot.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
@@ -134,6 +136,16 @@ static void dev_poweroff(void *opaque)
 	vm_request_stop(opaque, VM_STOP_POWEROFF, 0);
 }
 
+/* A device's ACPI events go through the VM's GED, which interrupts the guest. */
+static void dev_acpi_event(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+	int ged = device_index(&ged_device);
+
+	if (ged >= 0 && vm->devs[ged])
+		ged_raise(vm->devs[ged], events);
+}
+
 static uint64_t dev_vm_id(void *opaque)
 {
 	const struct vm *vm = opaque;
@@ -203,6 +215,7 @@ static int create_devices(struct vm *vm, const char *console)
 	struct device_host host = {
 		.set_irq = dev_set_irq, .console_out = dev_console_out,
 		.reset_machine = dev_reset_machine, .poweroff = dev_poweroff,
+		.acpi_event = dev_acpi_event,
 		.vm_id = dev_vm_id, .mem = &vm->mem, .opaque = vm,
 	};
 	struct ctl_host ctl_host = {
@@ -425,6 +438,8 @@ int vm_boot(struct vm *vm, const struct vm_config *cfg)
 		ret = boot_write_tables(&vm->mem);
 	if (!ret)
 		ret = boot_write_mptable(&vm->mem, vm->ncpus);
+	if (!ret)
+		ret = acpi_write_tables(&vm->mem, vm->ncpus, vm->devs);
 	if (!ret)
 		ret = vm_devices_attach(vm);
 	if (!ret)

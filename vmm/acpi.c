@@ -1,0 +1,376 @@
+/*
+ * The ACPI tables (vmm/acpi.h), laid out as ACPI 6.3 has them: RSDP (5.2.5),
+ * XSDT (5.2.8), FADT (5.2.9), MADT (5.2.12) and the DSDT (5.2.11.1). Each is
+ * built in host memory, checksummed, and copied in with guest_write().
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/aml.h"
+#include "core/device.h"
+#include "core/log.h"
+#include "devices/acpi_pm.h"
+#include "vmm/acpi.h"
+#include "vmm/boot.h"
+
+#define OEM_ID        "VMFORK"
+#define OEM_TABLE_ID  "VMFORK  "
+#define CREATOR_ID    "VMFK"
+#define HYPERVISOR_ID "VMFORK  "
+
+struct acpi_header {
+	char signature[4];
+	uint32_t length;
+	uint8_t revision;
+	uint8_t checksum;
+	char oem_id[6];
+	char oem_table_id[8];
+	uint32_t oem_revision;
+	char creator_id[4];
+	uint32_t creator_revision;
+} __attribute__((packed));
+
+struct acpi_rsdp {
+	char signature[8];
+	uint8_t checksum;       /* of the first 20 bytes (the ACPI 1.0 part) */
+	char oem_id[6];
+	uint8_t revision;       /* 2: the XSDT fields follow */
+	uint32_t rsdt;          /* none: 64-bit guests read the XSDT */
+	uint32_t length;
+	uint64_t xsdt;
+	uint8_t ext_checksum;   /* of all 36 bytes */
+	uint8_t reserved[3];
+} __attribute__((packed));
+
+/* Generic Address Structure (5.2.3.2). */
+struct acpi_gas {
+	uint8_t space_id, bit_width, bit_offset, access_size;
+	uint64_t address;
+} __attribute__((packed));
+
+#define GAS_SYSTEM_IO   1
+#define GAS_ACCESS_BYTE 1
+
+struct acpi_fadt {
+	struct acpi_header h;
+	uint32_t firmware_ctrl, dsdt;
+	uint8_t reserved0, pm_profile;
+	uint16_t sci_int;
+	uint32_t smi_cmd;
+	uint8_t acpi_enable, acpi_disable, s4bios_req, pstate_cnt;
+	uint32_t pm1a_evt_blk, pm1b_evt_blk, pm1a_cnt_blk, pm1b_cnt_blk;
+	uint32_t pm2_cnt_blk, pm_tmr_blk, gpe0_blk, gpe1_blk;
+	uint8_t pm1_evt_len, pm1_cnt_len, pm2_cnt_len, pm_tmr_len;
+	uint8_t gpe0_blk_len, gpe1_blk_len, gpe1_base, cst_cnt;
+	uint16_t p_lvl2_lat, p_lvl3_lat, flush_size, flush_stride;
+	uint8_t duty_offset, duty_width, day_alrm, mon_alrm, century;
+	uint16_t iapc_boot_arch;
+	uint8_t reserved1;
+	uint32_t flags;
+	struct acpi_gas reset_reg;
+	uint8_t reset_value;
+	uint16_t arm_boot_arch;
+	uint8_t minor_version;
+	uint64_t x_firmware_ctrl, x_dsdt;
+	struct acpi_gas x_pm1a_evt_blk, x_pm1b_evt_blk, x_pm1a_cnt_blk, x_pm1b_cnt_blk;
+	struct acpi_gas x_pm2_cnt_blk, x_pm_tmr_blk, x_gpe0_blk, x_gpe1_blk;
+	struct acpi_gas sleep_control, sleep_status;
+	char hypervisor_id[8];
+} __attribute__((packed));
+
+#define FADT_REVISION        6
+#define FADT_MINOR_VERSION   3
+#define FADT_RESET_REG_SUP   (1u << 10)
+#define FADT_HW_REDUCED_ACPI (1u << 20)
+/* IA-PC boot architecture flags: what a guest may probe for. */
+#define BOOT_LEGACY_DEVICES  (1u << 0)  /* COM1 is an ISA device */
+#define BOOT_8042            (1u << 1)  /* the i8042 that resets the machine */
+#define BOOT_VGA_NOT_PRESENT (1u << 2)
+#define BOOT_CMOS_RTC_NOT_PRESENT (1u << 5)
+
+struct acpi_madt {
+	struct acpi_header h;
+	uint32_t lapic_addr;
+	uint32_t flags;
+} __attribute__((packed));
+
+#define MADT_REVISION    5
+#define MADT_PCAT_COMPAT 1u  /* KVM's irqchip has the two 8259s too */
+
+enum madt_type { MADT_LAPIC = 0, MADT_IOAPIC = 1, MADT_INT_OVERRIDE = 2, MADT_LAPIC_NMI = 4 };
+
+struct madt_lapic {
+	uint8_t type, length, processor_uid, apic_id;
+	uint32_t flags;         /* 1: enabled */
+} __attribute__((packed));
+
+struct madt_ioapic {
+	uint8_t type, length, id, reserved;
+	uint32_t address, gsi_base;
+} __attribute__((packed));
+
+struct madt_override {
+	uint8_t type, length, bus, source;
+	uint32_t gsi;
+	uint16_t flags;         /* 0: as the ISA bus has it, edge and active high */
+} __attribute__((packed));
+
+struct madt_lapic_nmi {
+	uint8_t type, length, processor_uid;
+	uint16_t flags;
+	uint8_t lint;
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct acpi_header) == 36 && sizeof(struct acpi_rsdp) == 36 &&
+	       sizeof(struct acpi_gas) == 12, "ACPI header, RSDP and GAS sizes");
+_Static_assert(sizeof(struct acpi_fadt) == 276 && offsetof(struct acpi_fadt, flags) == 112 &&
+	       offsetof(struct acpi_fadt, x_dsdt) == 140 &&
+	       offsetof(struct acpi_fadt, sleep_control) == 244, "FADT layout (ACPI 6.3)");
+_Static_assert(sizeof(struct madt_lapic) == 8 && sizeof(struct madt_ioapic) == 12 &&
+	       sizeof(struct madt_override) == 10 && sizeof(struct madt_lapic_nmi) == 6,
+	       "MADT entry sizes");
+
+/* The MP table's wiring (vmm/boot_mptable.c): the PIT's IRQ0 on IOAPIC pin 2, NMI on LINT1. */
+#define IRQ0_GSI  2
+#define NMI_LINT  1
+#define ALL_CPUS  0xff
+
+/* Where each table goes; the DSDT last, as it takes what room is left. */
+struct acpi_place {
+	uint64_t rsdp, xsdt, fadt, madt, dsdt;
+};
+
+#define XSDT_ENTRIES 2 /* FADT, MADT */
+
+static uint64_t align16(uint64_t v)
+{
+	return (v + 15) & ~15ULL;
+}
+
+static size_t madt_size(unsigned ncpus)
+{
+	return sizeof(struct acpi_madt) + ncpus * sizeof(struct madt_lapic) +
+	       sizeof(struct madt_ioapic) + sizeof(struct madt_override) +
+	       sizeof(struct madt_lapic_nmi);
+}
+
+static void place_tables(struct acpi_place *at, unsigned ncpus)
+{
+	at->rsdp = ACPI_RSDP_GPA;
+	at->xsdt = align16(at->rsdp + sizeof(struct acpi_rsdp));
+	at->fadt = align16(at->xsdt + sizeof(struct acpi_header) + XSDT_ENTRIES * 8);
+	at->madt = align16(at->fadt + sizeof(struct acpi_fadt));
+	at->dsdt = align16(at->madt + madt_size(ncpus));
+}
+
+static uint8_t checksum(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+	uint8_t sum = 0;
+
+	while (len--)
+		sum += *b++;
+	return (uint8_t)-sum;
+}
+
+static void fill_header(struct acpi_header *h, const char *sig, size_t len, uint8_t rev)
+{
+	memcpy(h->signature, sig, sizeof(h->signature));
+	h->length = (uint32_t)len;
+	h->revision = rev;
+	memcpy(h->oem_id, OEM_ID, sizeof(h->oem_id));
+	memcpy(h->oem_table_id, OEM_TABLE_ID, sizeof(h->oem_table_id));
+	h->oem_revision = 1;
+	memcpy(h->creator_id, CREATOR_ID, sizeof(h->creator_id));
+	h->creator_revision = 1;
+}
+
+/* Header, checksum over the whole table, and into guest RAM. */
+static int put_table(const struct guest_mem *mem, uint64_t gpa, void *table, size_t len,
+		     const char *sig, uint8_t rev)
+{
+	struct acpi_header *h = table;
+
+	fill_header(h, sig, len, rev);
+	h->checksum = 0;
+	h->checksum = checksum(table, len);
+	return guest_write(mem, gpa, table, len);
+}
+
+/* ---- DSDT ---- */
+
+/* Scope(\_SB) { every device's Device() }, and S5 with the type the acpi-pm device powers off on. */
+static int write_aml(struct aml *aml, void *const *devs)
+{
+	const uint64_t s5[2] = { ACPI_PM_S5_TYPE, 0 };
+	int ret = 0;
+
+	aml_scope(aml, "\\_SB");
+	for (unsigned i = 0; !ret && device_table[i]; i++)
+		if (device_table[i]->describe && devs[i])
+			ret = device_table[i]->describe(devs[i], aml);
+	if (ret < 0)
+		return ret;
+	aml_end(aml);
+	aml_name_package(aml, "_S5", s5, 2);
+	return aml_finish(aml);
+}
+
+static int write_dsdt(const struct guest_mem *mem, const struct acpi_place *at,
+		      void *const *devs)
+{
+	size_t cap = LAYOUT_ACPI_END - at->dsdt;
+	uint8_t *buf = calloc(1, cap);
+	struct aml aml;
+	int len;
+
+	if (!buf)
+		return -ENOMEM;
+	aml_init(&aml, buf + sizeof(struct acpi_header), cap - sizeof(struct acpi_header));
+	len = write_aml(&aml, devs);
+	if (len == -ENOSPC)
+		pr_err("ACPI: the DSDT needs more than the %zu bytes left for it", cap);
+	else if (len < 0)
+		pr_err("ACPI: cannot write the DSDT: %s", strerror(-len));
+	if (len >= 0)
+		len = put_table(mem, at->dsdt, buf, sizeof(struct acpi_header) + (size_t)len, "DSDT",
+				2 /* 64-bit integers */);
+	free(buf);
+	return len < 0 ? len : 0;
+}
+
+/* ---- MADT ---- */
+
+/* Appends entries to a table being built. */
+struct entry_writer {
+	uint8_t *p;
+};
+
+static void put_entry(struct entry_writer *w, const void *entry, size_t len)
+{
+	memcpy(w->p, entry, len);
+	w->p += len;
+}
+
+/* IOAPIC id ncpus, after the CPUs' APIC ids, as in the MP table. */
+static void put_madt_entries(struct entry_writer *w, unsigned ncpus)
+{
+	struct madt_ioapic ioapic = {
+		.type = MADT_IOAPIC, .length = sizeof(ioapic), .id = (uint8_t)ncpus,
+		.address = (uint32_t)LAYOUT_IOAPIC, .gsi_base = 0,
+	};
+	struct madt_override irq0 = {
+		.type = MADT_INT_OVERRIDE, .length = sizeof(irq0), .bus = 0, .source = 0,
+		.gsi = IRQ0_GSI, .flags = 0,
+	};
+	struct madt_lapic_nmi nmi = {
+		.type = MADT_LAPIC_NMI, .length = sizeof(nmi), .processor_uid = ALL_CPUS,
+		.flags = 0, .lint = NMI_LINT,
+	};
+
+	for (unsigned i = 0; i < ncpus; i++) {
+		struct madt_lapic cpu = {
+			.type = MADT_LAPIC, .length = sizeof(cpu), .processor_uid = (uint8_t)i,
+			.apic_id = (uint8_t)i, .flags = 1,
+		};
+		put_entry(w, &cpu, sizeof(cpu));
+	}
+	put_entry(w, &ioapic, sizeof(ioapic));
+	/* Every other ISA IRQ is identity-mapped, edge and active high: ACPI's default. */
+	put_entry(w, &irq0, sizeof(irq0));
+	put_entry(w, &nmi, sizeof(nmi));
+}
+
+static int write_madt(const struct guest_mem *mem, const struct acpi_place *at, unsigned ncpus)
+{
+	size_t len = madt_size(ncpus);
+	uint8_t *buf = calloc(1, len);
+	struct acpi_madt *madt = (struct acpi_madt *)buf;
+	struct entry_writer w = { .p = buf + sizeof(*madt) };
+	int ret;
+
+	if (!buf)
+		return -ENOMEM;
+	madt->lapic_addr = (uint32_t)LAYOUT_LAPIC;
+	madt->flags = MADT_PCAT_COMPAT;
+	put_madt_entries(&w, ncpus);
+	ret = put_table(mem, at->madt, buf, len, "APIC", MADT_REVISION);
+	free(buf);
+	return ret;
+}
+
+/* ---- FADT, XSDT, RSDP ---- */
+
+static struct acpi_gas io_register(uint16_t port)
+{
+	return (struct acpi_gas){
+		.space_id = GAS_SYSTEM_IO, .bit_width = 8, .access_size = GAS_ACCESS_BYTE,
+		.address = port,
+	};
+}
+
+/* Hardware-reduced: no PM1, GPE or PM timer blocks, no SCI; sleep and reset by register. */
+static int write_fadt(const struct guest_mem *mem, const struct acpi_place *at)
+{
+	struct acpi_fadt fadt = {
+		.iapc_boot_arch = BOOT_LEGACY_DEVICES | BOOT_8042 | BOOT_VGA_NOT_PRESENT |
+				  BOOT_CMOS_RTC_NOT_PRESENT,
+		.flags = FADT_HW_REDUCED_ACPI | FADT_RESET_REG_SUP,
+		.reset_reg = io_register(ACPI_RESET_PORT),
+		.reset_value = ACPI_RESET_VALUE,
+		.minor_version = FADT_MINOR_VERSION,
+		.x_dsdt = at->dsdt,
+		.sleep_control = io_register(ACPI_SLEEP_CTL_PORT),
+		.sleep_status = io_register(ACPI_SLEEP_STS_PORT),
+	};
+
+	memcpy(fadt.hypervisor_id, HYPERVISOR_ID, sizeof(fadt.hypervisor_id));
+	return put_table(mem, at->fadt, &fadt, sizeof(fadt), "FACP", FADT_REVISION);
+}
+
+static int write_xsdt(const struct guest_mem *mem, const struct acpi_place *at)
+{
+	struct {
+		struct acpi_header h;
+		uint64_t entry[XSDT_ENTRIES];
+	} __attribute__((packed)) xsdt = { .entry = { at->fadt, at->madt } };
+
+	return put_table(mem, at->xsdt, &xsdt, sizeof(xsdt), "XSDT", 1);
+}
+
+static int write_rsdp(const struct guest_mem *mem, const struct acpi_place *at)
+{
+	struct acpi_rsdp rsdp = { .revision = 2, .length = sizeof(rsdp), .xsdt = at->xsdt };
+
+	memcpy(rsdp.signature, "RSD PTR ", sizeof(rsdp.signature));
+	memcpy(rsdp.oem_id, OEM_ID, sizeof(rsdp.oem_id));
+	rsdp.checksum = checksum(&rsdp, offsetof(struct acpi_rsdp, length));
+	rsdp.ext_checksum = checksum(&rsdp, sizeof(rsdp));
+	return guest_write(mem, at->rsdp, &rsdp, sizeof(rsdp));
+}
+
+int acpi_write_tables(const struct guest_mem *mem, unsigned ncpus, void *const *devs)
+{
+	struct acpi_place at;
+	int ret;
+
+	/* Processor UIDs and APIC ids are bytes, and the IOAPIC takes id ncpus. */
+	if (ncpus == 0 || ncpus > VM_MAX_CPUS || ncpus >= 0xff) {
+		pr_err("ACPI: %u CPUs is outside 1..%d", ncpus, VM_MAX_CPUS);
+		return -EINVAL;
+	}
+	place_tables(&at, ncpus);
+	ret = write_dsdt(mem, &at, devs);
+	if (!ret)
+		ret = write_madt(mem, &at, ncpus);
+	if (!ret)
+		ret = write_fadt(mem, &at);
+	if (!ret)
+		ret = write_xsdt(mem, &at);
+	if (!ret)
+		ret = write_rsdp(mem, &at);
+	if (!ret)
+		ret = boot_set_acpi_rsdp(mem, at.rsdp);
+	return ret;
+}
