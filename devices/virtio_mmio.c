@@ -57,7 +57,7 @@ static void reset(struct virtio_mmio *t)
 {
 	memset(&t->st, 0, sizeof(t->st));
 	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++)
-		t->vq[i].st = t->st.queues[i];
+		vq_load(&t->vq[i], &t->st.queues[i]);
 	if (t->ops->reset)
 		t->ops->reset(t->be);
 }
@@ -109,6 +109,27 @@ static void set_half(uint64_t *field, bool high, uint32_t v)
 		      : (*field & ~0xffffffffULL) | v;
 }
 
+/*
+ * QueueReady: 1 needs a size; a queue made ready afresh starts at index 0
+ * (its rings are new: Linux sets them up zeroed, and writes 0 here before
+ * freeing them), and is no longer broken. 1 again changes nothing, so a
+ * broken queue stays broken until the driver sets it up again or resets.
+ */
+static bool ready_write(struct virtqueue *q, uint32_t v)
+{
+	struct vq_state st = q->st;
+
+	if (v > 1 || (v && !st.size))
+		return false;
+	if (v == st.ready)
+		return true;
+	st.ready = (uint8_t)v;
+	st.last_avail = st.used_idx = 0;
+	st.broken = 0;
+	vq_load(q, &st);
+	return true;
+}
+
 /* QueueNum, QueueReady and the addresses: only while the queue is not ready, and only sane values. */
 static bool queue_write(struct virtio_mmio *t, uint64_t reg, uint32_t v)
 {
@@ -123,30 +144,51 @@ static bool queue_write(struct virtio_mmio *t, uint64_t reg, uint32_t v)
 		q->st.size = (uint16_t)v;
 		return true;
 	case REG_QUEUE_READY:
-		if (v > 1 || (v && !q->st.size))
-			return false;
-		q->st.ready = (uint8_t)v;
-		q->st.broken = 0;
-		return true;
+		return ready_write(q, v);
 	case REG_DESC_LO: case REG_DESC_HI: set_half(&q->st.desc, reg == REG_DESC_HI, v); return true;
 	case REG_AVAIL_LO: case REG_AVAIL_HI: set_half(&q->st.avail, reg == REG_AVAIL_HI, v); return true;
 	default: set_half(&q->st.used, reg == REG_USED_HI, v); return true;
 	}
 }
 
-/* FEATURES_OK holds only for VERSION_1 and nothing unoffered; DRIVER_OK only after it. */
+/* Whether the driver may keep FEATURES_OK with features: VERSION_1 and nothing unoffered. */
+static bool features_ok(uint64_t features, uint64_t offer)
+{
+	return (features & VIRTIO_F_VERSION_1) && !(features & ~offer);
+}
+
+/*
+ * A queue the driver filled and notified before DRIVER_OK was not served
+ * then (live_queue() refused it): look at every ready queue once the device runs.
+ */
+static void kick_all(struct virtio_mmio *t)
+{
+	for (unsigned q = 0; q < t->ops->nqueues; q++)
+		if (virtio_mmio_live_queue(t, q))
+			t->ops->notify(t->be, q);
+}
+
+/*
+ * FEATURES_OK holds only for acceptable features (the driver reads it back);
+ * DRIVER_OK only after it; NEEDS_RESET is the device's to set, not the driver's.
+ */
 static void status_write(struct virtio_mmio *t, uint32_t v)
 {
+	uint32_t was = t->st.status;
+
 	if (!v) {
 		reset(t);
 		return;
 	}
 	if ((v & VIRTIO_STATUS_FEATURES_OK) && !(t->st.status & VIRTIO_STATUS_FEATURES_OK) &&
-	    (!(t->st.driver_features & VIRTIO_F_VERSION_1) || (t->st.driver_features & ~offered(t))))
+	    !features_ok(t->st.driver_features, offered(t)))
 		v &= ~(uint32_t)VIRTIO_STATUS_FEATURES_OK;
 	if ((v & VIRTIO_STATUS_DRIVER_OK) && !(v & VIRTIO_STATUS_FEATURES_OK))
 		v &= ~(uint32_t)VIRTIO_STATUS_DRIVER_OK;
-	t->st.status = (v & 0xff) | (t->st.status & VIRTIO_STATUS_NEEDS_RESET);
+	t->st.status = (v & 0xff & ~(uint32_t)VIRTIO_STATUS_NEEDS_RESET) |
+		       (was & VIRTIO_STATUS_NEEDS_RESET);
+	if ((t->st.status & ~was) & VIRTIO_STATUS_DRIVER_OK)
+		kick_all(t);
 }
 
 static void notify(struct virtio_mmio *t, uint32_t q)
@@ -335,13 +377,27 @@ void virtio_mmio_save(struct virtio_mmio *t, struct virtio_mmio_state *st)
 	pthread_mutex_unlock(&t->lock);
 }
 
+/* What status_write() lets a status be: FEATURES_OK for acceptable features, DRIVER_OK after it. */
+static bool status_possible(const struct virtio_mmio_state *st, const struct virtio_backend *ops)
+{
+	if (st->status > 0xff)
+		return false;
+	if ((st->status & VIRTIO_STATUS_DRIVER_OK) && !(st->status & VIRTIO_STATUS_FEATURES_OK))
+		return false;
+	return !(st->status & VIRTIO_STATUS_FEATURES_OK) ||
+	       features_ok(st->driver_features, ops->features | VIRTIO_F_VERSION_1);
+}
+
 int virtio_mmio_check_state(const struct virtio_mmio_state *st, const struct virtio_backend *ops)
 {
 	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++)
 		if (vq_check_state(&st->queues[i]) < 0 ||
-		    (i >= ops->nqueues && st->queues[i].ready) || st->queues[i].size > ops->queue_max)
+		    (i >= ops->nqueues && (st->queues[i].ready || st->queues[i].size)) ||
+		    st->queues[i].size > ops->queue_max)
 			return -EINVAL;
-	return st->status > 0xff ? -EINVAL : 0;
+	if (st->interrupt_status & ~(uint32_t)(VIRTIO_INT_VRING | VIRTIO_INT_CONFIG))
+		return -EINVAL;
+	return status_possible(st, ops) ? 0 : -EINVAL;
 }
 
 void virtio_mmio_restore(struct virtio_mmio *t, const struct virtio_mmio_state *st)
@@ -349,7 +405,7 @@ void virtio_mmio_restore(struct virtio_mmio *t, const struct virtio_mmio_state *
 	pthread_mutex_lock(&t->lock);
 	t->st = *st;
 	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++)
-		t->vq[i].st = st->queues[i];
+		vq_load(&t->vq[i], &st->queues[i]);
 	pthread_mutex_unlock(&t->lock);
 }
 

@@ -43,11 +43,23 @@ struct virtio_backend {
 	unsigned nqueues;          /* 1..VIRTIO_MAX_QUEUES */
 	uint16_t queue_max;        /* entries per queue, a power of two <= VQ_MAX_SIZE */
 	uint32_t config_size;      /* bytes of config space */
-	/* All under the transport's lock. */
+	/*
+	 * All called under the transport's lock, from a vCPU thread; never while
+	 * the device is absent. off + len is within config_size; len is 1..8.
+	 */
 	void (*config_read)(void *be, uint32_t off, uint8_t *data, uint32_t len);
 	void (*config_write)(void *be, uint32_t off, const uint8_t *data, uint32_t len); /* or NULL */
+	/*
+	 * The driver notified queue (a live one: virtio_mmio_live_queue() gives
+	 * it), or the device just started (DRIVER_OK) and the queue is ready: it
+	 * may hold nothing new. Pop, serve, push, then virtio_mmio_used().
+	 */
 	void (*notify)(void *be, unsigned queue);
-	void (*reset)(void *be);   /* the driver reset the device; or NULL */
+	/*
+	 * The driver reset the device (status 0): the queues are gone, so a
+	 * backend drops what it took from them and pushes none of it. Or NULL.
+	 */
+	void (*reset)(void *be);
 };
 
 struct virtio_mmio_state {

@@ -24,6 +24,13 @@ int vq_check_state(const struct vq_state *st)
 	return st->ready > 1 || st->broken > 1 ? -EINVAL : 0;
 }
 
+void vq_load(struct virtqueue *vq, const struct vq_state *st)
+{
+	vq->st = *st;
+	/* Whatever was pushed before was signalled then: pushes and signals share a lock hold. */
+	vq->signalled = st->used_idx;
+}
+
 static int read_u16(const struct virtqueue *vq, uint64_t gpa, uint16_t *v)
 {
 	return guest_read(vq->mem, gpa, v, sizeof(*v));
@@ -110,6 +117,8 @@ int vq_push(struct virtqueue *vq, uint16_t head, uint32_t len)
 	struct vq_state *st = &vq->st;
 	uint32_t elem[2] = { head, len };
 
+	if (head >= st->size) /* also a queue with no size, whose ring has no entry */
+		return -EINVAL;
 	if (!st->ready || guest_write(vq->mem, USED_RING(st, st->used_idx), elem, sizeof(elem)) < 0)
 		return broken(vq);
 	/* The element before the index that publishes it. */
@@ -124,6 +133,9 @@ bool vq_wants_interrupt(struct virtqueue *vq)
 {
 	uint16_t flags;
 
+	if (vq->signalled == vq->st.used_idx)
+		return false;
+	vq->signalled = vq->st.used_idx;
 	/* The used index written before the driver's flag is read (the driver does the opposite). */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (read_u16(vq, AVAIL_FLAGS(&vq->st), &flags) < 0)

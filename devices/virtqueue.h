@@ -7,6 +7,18 @@
  * with length 0 and counted; a ring that cannot be read at all, or whose
  * avail index runs ahead by more than the queue size, breaks the queue until
  * the driver resets the device.
+ *
+ * Why two outcomes: a bad chain leaves the ring itself consistent (the next
+ * entry is still where the index says), so the device hands it back and goes
+ * on, and one malformed request cannot wedge a device a live driver still
+ * uses. A ring whose index or memory cannot be trusted has no next entry to
+ * go on from: the transport sets DEVICE_NEEDS_RESET.
+ *
+ * Not offered, so not accepted: VIRTIO_RING_F_INDIRECT_DESC (a descriptor
+ * with INDIRECT makes its chain bad) and VIRTIO_RING_F_EVENT_IDX
+ * (interrupts follow VIRTQ_AVAIL_F_NO_INTERRUPT alone).
+ *
+ * Not thread-safe: the caller serialises (the transport's lock).
  */
 #ifndef DEVICES_VIRTQUEUE_H
 #define DEVICES_VIRTQUEUE_H
@@ -58,19 +70,31 @@ struct virtqueue {
 	struct vq_state st;
 	const struct guest_mem *mem;
 	struct vq_stats stats;
+	uint16_t signalled;         /* used_idx when vq_wants_interrupt() last said yes or no */
 };
 
 /* Whether st is a state a queue could be in (0 or -EINVAL): a valid size, indexes in range. */
 int vq_check_state(const struct vq_state *st);
+/* Take st as the queue's state (a reset, a new setup, a restore); mem and stats stay. */
+void vq_load(struct virtqueue *vq, const struct vq_state *st);
 /*
  * The next available chain into c: 1 when there was one, 0 when there is
  * none, -EBADMSG for a bad chain (already returned as used, length 0, and
  * counted), -EIO when the ring is broken (the device should ask for a reset).
  */
 int vq_pop(struct virtqueue *vq, struct vq_chain *c);
-/* Return chain head as used with len bytes written: 0, or -EIO (the used ring is not RAM). */
+/*
+ * Return chain head as used with len bytes written (len: at most the chain's
+ * writable bytes, which the caller knows): 0, -EINVAL (head is no entry of
+ * the queue: the caller's bug) or -EIO (not ready, or the used ring is not RAM).
+ */
 int vq_push(struct virtqueue *vq, uint16_t head, uint32_t len);
-/* Whether the driver wants an interrupt now (it did not set VIRTQ_AVAIL_F_NO_INTERRUPT). */
+/*
+ * After pushing: whether to interrupt the driver. Yes when something was
+ * pushed since the last call and the driver did not set
+ * VIRTQ_AVAIL_F_NO_INTERRUPT; never for nothing (Linux counts interrupts that
+ * bring no used buffer and, past a limit, turns the line off).
+ */
 bool vq_wants_interrupt(struct virtqueue *vq);
 /* Copy out of the chain's readable part from offset off: the bytes copied. */
 size_t vq_read(const struct virtqueue *vq, const struct vq_chain *c, uint64_t off, void *dst,
