@@ -10,6 +10,7 @@
 #include "devices/i8042.h"
 #include "devices/uart.h"
 #include "devices/vmgenid.h"
+#include "devices/virtio_blk.h"
 #include "devices/virtio_rng.h"
 
 const struct device_type *const device_table[] = {
@@ -19,6 +20,7 @@ const struct device_type *const device_table[] = {
 	&ged_device,
 	&vmgenid_device,
 	&virtio_rng_device,
+	&virtio_blk_device,
 	NULL,
 };
 

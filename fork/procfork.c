@@ -25,6 +25,19 @@ struct proc_plan {
 	uint64_t first_id;
 };
 
+/* A state file cannot carry what only this process has (a disk's layers): say so. */
+static int refuse_local_devices(const struct vm_snapshot *snap)
+{
+	int i = vm_snapshot_local_device(snap);
+
+	if (i < 0)
+		return 0;
+	pr_err("fork --processes: the VM's %s is shared by reference with its clones, which "
+	       "works only inside this process: fork it without --processes",
+	       device_table[i]->name);
+	return -ENOTSUP;
+}
+
 /* Pause a running parent just long enough to capture it and write its state file. */
 static int capture_state(struct vm *parent, struct proc_plan *plan, struct fork_stats *st)
 {
@@ -39,6 +52,8 @@ static int capture_state(struct vm *parent, struct proc_plan *plan, struct fork_
 	ret = was_running ? vm_pause_locked(parent, NULL) : 0;
 	if (!ret)
 		ret = fork_capture(parent, &snap, &pages, st);
+	if (!ret)
+		ret = refuse_local_devices(snap);
 	if (!ret) {
 		struct kvm_cpuid2 *cpuid = vm_cpuid(parent);
 

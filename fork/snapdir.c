@@ -109,9 +109,23 @@ static int write_mem(struct snapshot_job *job)
 	return ret;
 }
 
+/* What the devices' states name but cannot hold (a disk's overlays), as their own files. */
+static int write_devices(struct snapshot_job *job)
+{
+	int ret = 0;
+
+	for (unsigned i = 0; !ret && device_table[i]; i++)
+		if (job->cap.state.devs[i].ref && device_table[i]->export)
+			ret = device_table[i]->export(job->cap.state.devs[i].ref, job->tmp);
+	return ret;
+}
+
 static int write_files(struct snapshot_job *job)
 {
 	int ret = write_mem(job);
+
+	if (!ret)
+		ret = write_devices(job);
 
 	if (!ret && job->diff)
 		ret = snapio_write_ranges(job->tmp, "pages", &job->cap.pages);

@@ -7,6 +7,8 @@
  *              snapshot share its page cache.
  *   pages      a diff snapshot's list of the page ranges its mem holds; it
  *              restores on top of its base snapshot (whose path is in `base`).
+ *   disk.*     a disk's overlays above its base file, flattened (a device's
+ *              export() hook writes them, its import() reads them back).
  *
  * Taking one pauses the VM only as long as a fork does (the RAM is frozen as
  * a base, the state captured, the VM's own pages copied aside); the files are
@@ -16,6 +18,7 @@
 #ifndef FORK_SNAPDIR_H
 #define FORK_SNAPDIR_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -51,6 +54,7 @@ struct snapshot_image {
 	struct kvm_cpuid2 *cpuid;   /* what vCPU 0 saw */
 	uint64_t id, base_id;
 	bool is_diff;
+	char dir[PATH_MAX];         /* where it was read from: devices import their files */
 	struct guest_mem mem;       /* fd only: the mem file (a diff: its base's) */
 	int diff_fd;                /* a diff's own mem file, -1 otherwise */
 	struct mem_ranges diff_pages;

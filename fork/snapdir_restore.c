@@ -139,6 +139,8 @@ int snapshot_open(const char *dir, const struct kvm_cpuid2 *host, struct snapsho
 
 	memset(img, 0, sizeof(*img));
 	img->mem.fd = img->diff_fd = -1;
+	if (snprintf(img->dir, sizeof(img->dir), "%s", dir) >= (int)sizeof(img->dir))
+		return -ENAMETOOLONG;
 	ret = read_state(dir, img, &meta);
 	if (!ret) {
 		img->id = meta.id;
@@ -183,6 +185,17 @@ static int read_diff_pages(struct vm *vm, void *arg)
 	return 0;
 }
 
+/* The files a device's state needs beside it (a disk's overlays), read before it is loaded. */
+static int import_devices(struct vm *vm, const struct snapshot_image *img)
+{
+	int ret = 0;
+
+	for (unsigned i = 0; !ret && device_table[i]; i++)
+		if (img->state.devs[i].on && device_table[i]->import)
+			ret = device_table[i]->import(vm->devs[i], img->dir);
+	return ret;
+}
+
 static int load_into(struct vmm *vmm, struct vm *vm, const struct snapshot_image *img,
 		     unsigned index, const char *console)
 {
@@ -194,6 +207,8 @@ static int load_into(struct vmm *vmm, struct vm *vm, const struct snapshot_image
 	guest_mem_adopt_base(&vm->mem); /* a snapshot's mem file never changes */
 	/* The CPUID the snapshot's guest saw, shaped per vCPU like any of ours. */
 	ret = vm_set_cpuid_table(vm, img->cpuid);
+	if (!ret)
+		ret = import_devices(vm, img);
 	if (ret < 0)
 		return ret;
 	/* A clone of the snapshot with no parent here: its own. */

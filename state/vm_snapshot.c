@@ -25,12 +25,18 @@ int vm_snapshot_capture(struct vm *vm, const struct msr_list *msrs, struct vm_sn
 		vm_snapshot_free(snap);
 		return ret;
 	}
-	for (unsigned i = 0; device_table[i]; i++) {
+	for (unsigned i = 0; !ret && device_table[i]; i++) {
 		const char *arg = vm_device_arg(vm, i);
 
 		snap->devs[i].on = arg != NULL;
 		snprintf(snap->devs[i].arg, sizeof(snap->devs[i].arg), "%s", arg ? arg : "");
 		device_table[i]->save(vm->devs[i], snap->devs[i].bytes);
+		if (device_table[i]->hold)
+			ret = device_table[i]->hold(vm->devs[i], &snap->devs[i].ref);
+	}
+	if (ret < 0) {
+		vm_snapshot_free(snap);
+		return ret;
 	}
 	ctl_save(&vm->ctl, &snap->ctl);
 	return 0;
@@ -60,6 +66,8 @@ static int load(struct vm *vm, const struct vm_snapshot *snap, bool same_vm)
 			ret = vm_configure_device(vm, i, snap->devs[i].arg);
 		if (!ret)
 			ret = device_table[i]->restore(vm->devs[i], snap->devs[i].bytes);
+		if (!ret && device_table[i]->adopt)
+			ret = device_table[i]->adopt(vm->devs[i], snap->devs[i].ref);
 	}
 	return ret;
 }
@@ -89,15 +97,32 @@ void vm_snapshot_free(struct vm_snapshot *snap)
 {
 	free(snap->vcpus);
 	snap->vcpus = NULL;
+	for (unsigned i = 0; i < DEVICE_MAX; i++) {
+		device_ref_put(snap->devs[i].ref);
+		snap->devs[i].ref = NULL;
+	}
+}
+
+int vm_snapshot_local_device(const struct vm_snapshot *snap)
+{
+	for (unsigned i = 0; i < DEVICE_MAX; i++)
+		if (snap->devs[i].ref)
+			return (int)i;
+	return -1;
 }
 
 
 int vm_snapshot_copy(struct vm_snapshot *dst, const struct vm_snapshot *src)
 {
 	*dst = *src;
+	/* The devices' live references: one more each, or none when this fails. */
+	for (unsigned i = 0; i < DEVICE_MAX; i++)
+		dst->devs[i].ref = NULL;
 	dst->vcpus = aligned_alloc(64, src->ncpus * sizeof(*dst->vcpus));
 	if (!dst->vcpus)
 		return -ENOMEM;
 	memcpy(dst->vcpus, src->vcpus, src->ncpus * sizeof(*dst->vcpus));
+	for (unsigned i = 0; i < DEVICE_MAX; i++)
+		dst->devs[i].ref = device_ref_get(src->devs[i].ref);
 	return 0;
 }

@@ -32,7 +32,13 @@ int vm_snapshot_load(struct vm *vm, const struct vm_snapshot *snap);
 int vm_snapshot_reload(struct vm *vm, const struct vm_snapshot *snap);
 /* A new identity loaded from snap: its clocks move on to the host's present (vm_state_catch_up()). */
 int vm_snapshot_catch_up(struct vm *vm, const struct vm_snapshot *snap);
+/* Frees the vCPU states and drops the devices' live references (core/device.h hold()). */
 void vm_snapshot_free(struct vm_snapshot *snap);
+/*
+ * The table place of a device whose state holds a live reference, which a
+ * state file cannot carry to another process (a disk's layers), or -1.
+ */
+int vm_snapshot_local_device(const struct vm_snapshot *snap);
 /* A deep copy (dst is overwritten); returns 0 or -ENOMEM. */
 int vm_snapshot_copy(struct vm_snapshot *dst, const struct vm_snapshot *src);
 
