@@ -84,10 +84,9 @@ static void make(struct blk *b, const char *arg)
 	cr_assert_eq(virtio_blk_device.configure(b->dev, arg), 0);
 }
 
-static void driver_setup(struct blk *b)
+/* Features set (the low word, if any, before); from status 3 on. */
+static void driver_setup_from(struct blk *b, uint32_t status)
 {
-	wr(b, 0x070, 0);
-	wr(b, 0x070, 3);
 	wr(b, 0x024, 1);
 	wr(b, 0x020, 1); /* VERSION_1 */
 	wr(b, 0x070, 3 | 8);
@@ -99,6 +98,14 @@ static void driver_setup(struct blk *b)
 	wr(b, 0x0a0, (uint32_t)USED);
 	wr(b, 0x044, 1);
 	wr(b, 0x070, 3 | 8 | 4);
+	cr_assert_eq(rd(b, 0x070), status | 8 | 4);
+}
+
+static void driver_setup(struct blk *b)
+{
+	wr(b, 0x070, 0);
+	wr(b, 0x070, 3);
+	driver_setup_from(b, 3);
 }
 
 /* A booted VM's device: made, its disk opened, its driver set up. */
@@ -283,18 +290,28 @@ Test(virtio_blk, bad_requests_get_an_error_never_a_crash)
 Test(virtio_blk, a_read_only_disk_refuses_writes)
 {
 	uint8_t data[512] = { 1 }, before[512], after[512];
+	struct virtio_blk_state st;
 	struct blk b;
 	char arg[80];
 
 	snprintf(arg, sizeof(arg), "%s,ro", base);
-	booted(&b, arg);
+	make(&b, arg);
+	cr_assert_eq(virtio_blk_device.attach(b.dev), 0);
 	wr(&b, 0x014, 0);
 	cr_expect(rd(&b, 0x010) & VIRTIO_BLK_F_RO);
+	/* The driver takes RO: the state says so and must still pass check(). */
+	wr(&b, 0x070, 3);
+	wr(&b, 0x024, 0);
+	wr(&b, 0x020, VIRTIO_BLK_F_RO);
+	driver_setup_from(&b, 3);
 	file_bytes(before, 0, sizeof(before));
 	put_data(data, sizeof(data));
 	cr_expect_eq(request(&b, VIRTIO_BLK_T_OUT, 0, 512, NULL), VIRTIO_BLK_S_IOERR);
 	file_bytes(after, 0, sizeof(after));
 	cr_expect_arr_eq(before, after, sizeof(before));
+	virtio_blk_device.save(b.dev, &st);
+	cr_expect(st.transport.driver_features & VIRTIO_BLK_F_RO);
+	cr_expect_eq(virtio_blk_device.check(&st), 0);
 	destroy(&b);
 }
 
