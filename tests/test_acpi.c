@@ -186,6 +186,8 @@ Test(acpi, fadt_is_hardware_reduced_with_sleep_and_reset_registers)
 	cr_assert_eq(f[128], ACPI_RESET_VALUE);
 	check_gas(f + 244, ACPI_SLEEP_CTL_PORT, "SLEEP_CONTROL_REG");
 	check_gas(f + 256, ACPI_SLEEP_STS_PORT, "SLEEP_STATUS_REG");
+	/* Legacy devices (COM1), no 8042 for Linux to probe, no VGA, no CMOS RTC. */
+	cr_assert_eq(le(f + 109, 2), 0x25, "IA-PC boot flags %#llx", (unsigned long long)le(f + 109, 2));
 	cr_assert_eq(le(f + 40, 4), 0, "the 32-bit DSDT field is 0 when X_DSDT is set");
 	cr_assert_eq(le(f + 46, 2), 0, "no SCI");
 	for (unsigned off = 56; off < 88; off += 4)
