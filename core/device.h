@@ -113,6 +113,14 @@ struct device_type {
 	 */
 	int (*attach)(void *dev);
 	/*
+	 * Optional, for a device with a thread of its own (an I/O thread moving
+	 * data between host sockets and the guest): the vCPUs stop (false: all
+	 * parked; a capture, a reset or a move to another machine may follow) or
+	 * run again (true). Once it returns false, the device touches neither
+	 * guest RAM nor interrupt lines until true. A VM starts stopped.
+	 */
+	void (*set_running)(void *dev, bool running);
+	/*
 	 * Optional, for a device whose state names live objects (a disk's layers).
 	 * hold: right after save(), with the VM paused: a new reference to what
 	 * the state names in *ref (NULL: nothing), or a negative errno that fails

@@ -199,6 +199,14 @@ int vm_devices_attach(struct vm *vm)
 	return ret;
 }
 
+/* Devices with threads of their own follow the vCPUs (core/device.h set_running). */
+static void devices_set_running(struct vm *vm, bool running)
+{
+	for (unsigned i = 0; device_table[i]; i++)
+		if (device_table[i]->set_running && vm->devs[i])
+			device_table[i]->set_running(vm->devs[i], running);
+}
+
 static int configure_devices(struct vm *vm, const struct device_config *cfg)
 {
 	int ret = 0;
@@ -470,6 +478,8 @@ static int start_threads(struct vm *vm, bool paused)
 	vm->run_state = paused ? VM_STATE_PAUSED : VM_STATE_RUNNING;
 	__atomic_store_n(&vm->pause_requested, paused, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&vm->lock);
+	if (!paused)
+		devices_set_running(vm, true);
 	for (unsigned i = 0; !ret && i < vm->ncpus; i++)
 		ret = vcpu_start(vm->vcpus[i]);
 	if (!ret)
@@ -636,6 +646,8 @@ int vm_pause_locked(struct vm *vm, struct vcpu *self)
 	pthread_mutex_lock(&vm->lock);
 	ret = pause_locked(vm, self);
 	pthread_mutex_unlock(&vm->lock);
+	if (!ret)
+		devices_set_running(vm, false);
 	if (!ret && self)
 		vcpu_complete_exit(self);
 	return ret;
@@ -656,6 +668,8 @@ int vm_resume_locked(struct vm *vm)
 	if (!ret && vm->guest_ops)
 		vm->guest_ops->resumed(vm);
 	pthread_mutex_unlock(&vm->lock);
+	if (!ret)
+		devices_set_running(vm, true);
 	return ret;
 }
 
