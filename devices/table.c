@@ -12,6 +12,7 @@
 #include "devices/vmgenid.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_rng.h"
+#include "devices/virtio_vsock.h"
 
 const struct device_type *const device_table[] = {
 	&uart_device,
@@ -21,6 +22,7 @@ const struct device_type *const device_table[] = {
 	&vmgenid_device,
 	&virtio_rng_device,
 	&virtio_blk_device,
+	&virtio_vsock_device,
 	NULL,
 };
 
