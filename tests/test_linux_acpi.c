@@ -169,3 +169,57 @@ Test(linux_acpi, reboot_through_the_i8042, .timeout = 400)
 	cr_expect(strstr(b.vmm, "guest reset"), "%s", tail(b.vmm));
 	free(b.console);
 }
+
+/*
+ * Every second, how often the GED interrupted (its line in /proc/interrupts),
+ * once the CRNG is ready: a read of /dev/random waits for it (and hastens it),
+ * and Linux reseeds on a VM fork only a CRNG that is ready.
+ */
+static const char ged_init[] =
+	"#!/bin/busybox sh\n"
+	"/bin/busybox --install -s /bin\n"
+	"mount -t proc proc /proc\n"
+	"mount -t devtmpfs dev /dev\n"
+	"head -c 1 /dev/random >/dev/null\n"
+	"while :; do\n"
+	"  echo \"ged irq count: $(grep ACPI:Ged /proc/interrupts | tr -s ' ' | cut -d ' ' -f 3)\"\n"
+	"  sleep 1\n"
+	"done\n";
+
+static bool ged_counted(const char *out)
+{
+	return strstr(out, "ged irq count: 0") != NULL;
+}
+
+static bool ged_fired(const char *out)
+{
+	return strstr(out, "ged irq count: 1") != NULL;
+}
+
+/*
+ * A clone takes a new VMGenID before it runs (devices/vmgenid.c), and the
+ * GED tells it: its interrupt, _EVT reading the event register, Notify to
+ * \_SB.VGEN, and Linux's VMGenID driver reseeding the CRNG, which it says.
+ */
+Test(linux_acpi, a_clone_hears_the_ged, .timeout = 400)
+{
+	struct linux_vm vm;
+	char *kernel = linux_small_kernel(), *out, path[128], cli[4096];
+
+	linux_start(&vm, kernel, ged_init, NULL, NULL);
+	out = linux_wait_for(&vm, vm.console, ged_counted, 120);
+	cr_assert(ged_counted(out), "no GED interrupt line before the fork:\n%s", tail(out));
+	free(out);
+	linux_cli(&vm, "pause", cli, sizeof(cli), NULL);
+	linux_cli(&vm, "fork", cli, sizeof(cli), NULL);
+	linux_console_path(&vm, 1, path, sizeof(path));
+	out = linux_wait_for(&vm, path, ged_fired, 120);
+	cr_log_info("clone console:\n%s", tail(out));
+	cr_expect(ged_fired(out), "the clone's GED never interrupted:\n%s", tail(out));
+	cr_expect(strstr(out, "crng reseeded due to virtual machine fork"),
+		  "the clone's VMGenID driver did not reseed:\n%s", tail(out));
+	cr_expect(!strstr(out, "ACPI Error"), "%s", strstr(out, "ACPI Error"));
+	free(out);
+	linux_stop(&vm);
+	free(kernel);
+}
