@@ -113,6 +113,13 @@ struct device_type {
 	 */
 	int (*attach)(void *dev);
 	/*
+	 * Optional: take a new argument for a clone's own backend (a fork
+	 * request's per-clone TAP or vsock path), after forked() and before
+	 * attach(), in place of the one the VM was configured with. It checks
+	 * arg as configure() does; the device stays on. 0 or -errno, logged.
+	 */
+	int (*rebind)(void *dev, const char *arg);
+	/*
 	 * Optional, for a device with a thread of its own (an I/O thread moving
 	 * data between host sockets and the guest): the vCPUs stop (false: all
 	 * parked; a capture, a reset or a move to another machine may follow) or
