@@ -123,17 +123,6 @@ static const struct virtio_backend vsock_backend = {
 
 /* ---- the queues, on the I/O thread under the lock while the VM runs ---- */
 
-/*
- * Give back the chain just popped, unused: it is the last one taken, and
- * the driver may not touch an entry before it is used, so stepping the
- * index back is exact (virtqueue.h keeps its state public for this).
- */
-static void unpop(struct virtqueue *q)
-{
-	q->st.last_avail--;
-	q->stats.chains--;
-}
-
 /* The next good chain of q: 1, 0 for none, -EIO when the ring broke (the device asks for a reset). */
 static int pop(struct virtio_vsock *v, struct virtqueue *q)
 {
@@ -204,7 +193,7 @@ static void fill_rx(struct virtio_vsock *v, int64_t now)
 		room = c->writable - VSOCK_HDR_SIZE > VSOCK_MAX_PKT ? VSOCK_MAX_PKT
 								    : (uint32_t)(c->writable - VSOCK_HDR_SIZE);
 		if (!vsock_mux_produce(&v->mux, &h, v->pkt + VSOCK_HDR_SIZE, room, now)) {
-			unpop(q);
+			vq_unpop(q);
 			return;
 		}
 		vsock_hdr_encode(&h, v->pkt);
@@ -621,6 +610,7 @@ static void dev_save(void *dev, void *state)
 	virtio_mmio_save(v->t, &st->transport);
 	virtio_mmio_lock(v->t);
 	st->guest_cid = v->mux.cid;
+	st->next_host_port = v->mux.next_port;
 	virtio_mmio_unlock(v->t);
 }
 
@@ -630,6 +620,9 @@ static int dev_check(const void *state)
 
 	/* 0: a state made without the device's save (synthetic ones): its argument's CID. */
 	if (st->guest_cid && (st->guest_cid < CID_MIN || st->guest_cid > CID_MAX))
+		return -EINVAL;
+	if (st->next_host_port && (st->next_host_port < VSOCK_HOST_PORT_FIRST ||
+				   st->next_host_port == UINT32_MAX))
 		return -EINVAL;
 	return virtio_mmio_check_state(&st->transport, &vsock_backend);
 }
@@ -649,6 +642,8 @@ static int dev_restore(void *dev, const void *state)
 	vsock_mux_reset(&v->mux);
 	v->mux.cid = st->guest_cid ? st->guest_cid : v->base_cid ? v->base_cid : VIRTIO_VSOCK_DEFAULT_CID;
 	v->mux.stale_cid = 0;
+	if (st->next_host_port >= VSOCK_HOST_PORT_FIRST)
+		v->mux.next_port = st->next_host_port;
 	v->kicked = 0;
 	forget_reset(v);
 	v->event_owed = st->transport.status & VIRTIO_STATUS_DRIVER_OK;

@@ -32,6 +32,13 @@
 struct virtio_vsock_state {
 	struct virtio_mmio_state transport;
 	uint64_t guest_cid;        /* what the config space says; host fds are not state */
+	/*
+	 * The next host port for a host client. A clone goes on from its
+	 * parent's, so that no new connection reuses the address of one the
+	 * guest still holds (reset, but maybe not yet closed): Linux would
+	 * find the old socket and refuse the new one.
+	 */
+	uint32_t next_host_port;
 };
 
 /* Counters, for tests and reports. */

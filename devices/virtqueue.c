@@ -180,3 +180,9 @@ size_t vq_write(const struct virtqueue *vq, const struct vq_chain *c, uint64_t o
 {
 	return copy(vq, c, true, off, (void *)src, len);
 }
+
+void vq_unpop(struct virtqueue *vq)
+{
+	vq->st.last_avail--;
+	vq->stats.chains--;
+}

@@ -84,6 +84,12 @@ void vq_load(struct virtqueue *vq, const struct vq_state *st);
  */
 int vq_pop(struct virtqueue *vq, struct vq_chain *c);
 /*
+ * Give back the chain just popped, unused (a device that found nothing to
+ * put in it): it is the last one taken, and the driver may not touch an
+ * entry before it is used, so stepping the index back is exact.
+ */
+void vq_unpop(struct virtqueue *vq);
+/*
  * Return chain head as used with len bytes written (len: at most the chain's
  * writable bytes, which the caller knows): 0, -EINVAL (head is no entry of
  * the queue: the caller's bug) or -EIO (not ready, or the used ring is not RAM).

@@ -13,9 +13,6 @@
 
 #include "devices/vsock_conn.h"
 
-/* Host ports for host clients: far above the ports services listen on. */
-#define HOST_PORT_FIRST (1u << 30)
-
 /* ---- the header on the wire ---- */
 
 void vsock_hdr_decode(const uint8_t raw[VSOCK_HDR_SIZE], struct vsock_hdr *h)
@@ -123,7 +120,7 @@ void vsock_mux_init(struct vsock_mux *m, uint64_t cid)
 {
 	memset(m, 0, sizeof(*m));
 	m->cid = cid;
-	m->next_port = HOST_PORT_FIRST;
+	m->next_port = VSOCK_HOST_PORT_FIRST;
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
 		m->conns[i].fd = -1;
 }
@@ -496,7 +493,7 @@ static uint32_t new_host_port(struct vsock_mux *m, uint32_t guest_port)
 	do {
 		port = m->next_port++;
 		if (m->next_port == UINT32_MAX)
-			m->next_port = HOST_PORT_FIRST;
+			m->next_port = VSOCK_HOST_PORT_FIRST;
 	} while (conn_find(m, port, guest_port));
 	return port;
 }

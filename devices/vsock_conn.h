@@ -55,6 +55,8 @@ void vsock_hdr_encode(const struct vsock_hdr *h, uint8_t raw[VSOCK_HDR_SIZE]);
 #define VSOCK_CMD_TIMEOUT_MS      10000   /* a host client that says nothing */
 #define VSOCK_CONNECT_TIMEOUT_MS  30000   /* a guest that does not answer a REQUEST (slow under TCG) */
 #define VSOCK_CLOSE_TIMEOUT_MS    10000   /* a guest that does not answer our SHUTDOWN */
+/* Host ports for host clients: far above the ports services listen on. */
+#define VSOCK_HOST_PORT_FIRST     (1u << 30)
 #define VSOCK_PATH_MAX      108           /* sizeof(sun_path) */
 
 enum vsock_conn_state {
@@ -104,7 +106,7 @@ struct vsock_mux {
 	bool accept_blocked;      /* accept failed (EMFILE...): none until a connection goes */
 	struct vsock_conn conns[VSOCK_MAX_CONNS];
 	unsigned next;            /* where the round-robin over connections resumes */
-	uint32_t next_port;       /* the next host port for a host client */
+	uint32_t next_port;       /* the next host port for a host client, from VSOCK_HOST_PORT_FIRST */
 	struct { uint32_t host_port, guest_port; } rst[VSOCK_RST_QUEUE];
 	unsigned rst_head, rst_len;
 	struct vsock_stats stats;
