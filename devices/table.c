@@ -11,6 +11,7 @@
 #include "devices/uart.h"
 #include "devices/vmgenid.h"
 #include "devices/virtio_blk.h"
+#include "devices/virtio_net.h"
 #include "devices/virtio_rng.h"
 #include "devices/virtio_vsock.h"
 
@@ -23,6 +24,7 @@ const struct device_type *const device_table[] = {
 	&virtio_rng_device,
 	&virtio_blk_device,
 	&virtio_vsock_device,
+	&virtio_net_device,
 	NULL,
 };
 

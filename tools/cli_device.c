@@ -12,7 +12,9 @@ const char cli_devices_help[] =
 	"      --vsock PATH      vsock (virtio-vsock): the host connects to the Unix socket\n"
 	"                        PATH and writes 'CONNECT <port>\\n'; the guest's connections\n"
 	"                        to port P reach PATH_P; in a clone %u in PATH is its id\n"
-	"      --net tap:NAME    a network card (virtio-net) on the TAP device NAME\n";
+	"      --net tap:NAME[,mac=MAC]  a network card (virtio-net) on the existing TAP\n"
+	"                        device NAME; in a clone %u in NAME is its id (without\n"
+	"                        one a clone has no link); each clone has its own MAC\n";
 
 int cli_device_option(const char *cmd, const char *name, const char *arg,
 		      struct device_config *cfg)
