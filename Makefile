@@ -32,7 +32,9 @@ GUESTS        := $(GUEST_NAMES:%=$(BUILD)/guest/%.elf)
 .SECONDARY: $(GUEST_RT_OBJS) $(GUESTS:.elf=.o)
 INITRAMFS := $(BUILD)/linux/initramfs.cpio.gz
 GUEST_KERNEL := $(BUILD)/linux/guest-bzImage
-all: $(TOOL) $(GUESTS) $(TEST_BIN) $(INITRAMFS)
+# Static programs for the Linux test guests' initramfs (guest/linux/*.c).
+LINUX_PROGS := $(patsubst guest/linux/%.c,$(BUILD)/linux/%,$(wildcard guest/linux/*.c))
+all: $(TOOL) $(GUESTS) $(TEST_BIN) $(INITRAMFS) $(LINUX_PROGS)
 
 deps:
 	$(Q)tools/install-deps.sh
@@ -74,6 +76,10 @@ $(BENCH): $(BENCH_OBJS) $(LIB)
 # A busybox initramfs for the Linux boot tier (tests/test_linux.c).
 $(INITRAMFS): tools/make-initramfs.sh
 	$(Q)tools/make-initramfs.sh $@
+
+$(BUILD)/linux/%: guest/linux/%.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) -static -O2 -Wall -Wextra $< -o $@
 
 # The small guest kernel (configs/guest-kernel.config), built from Debian's
 # linux-source-6.1 once and cached outside the clone (tools/guest-kernel.sh).

@@ -24,23 +24,33 @@ char *linux_small_kernel(void)
 	return strdup(path);
 }
 
-static void make_initrd(struct linux_vm *vm, const char *init_script)
+static void make_initrd(struct linux_vm *vm, const char *init_script, const char *const *files)
 {
-	char script[96], cmd[512];
+	char script[96], cmd[1024];
+	size_t n;
 	FILE *f;
 
 	snprintf(script, sizeof(script), "%s.init", vm->console);
 	f = fopen(script, "w");
 	cr_assert(f && fputs(init_script, f) >= 0 && fclose(f) == 0);
 	snprintf(vm->initrd, sizeof(vm->initrd), "%s.cpio.gz", vm->console);
-	snprintf(cmd, sizeof(cmd), "%s/tools/make-initramfs.sh %s %s", VMFORK_SRC_DIR, vm->initrd,
-		 script);
+	n = (size_t)snprintf(cmd, sizeof(cmd), "%s/tools/make-initramfs.sh %s %s", VMFORK_SRC_DIR,
+			     vm->initrd, script);
+	for (; files && *files && n < sizeof(cmd); files++)
+		n += (size_t)snprintf(cmd + n, sizeof(cmd) - n, " %s", *files);
+	cr_assert_lt(n, sizeof(cmd));
 	cr_assert_eq(system(cmd), 0, "%s failed", cmd);
 	unlink(script);
 }
 
 void linux_start(struct linux_vm *vm, const char *kernel, const char *init_script,
 		 const char *cmdline, const char *const *extra)
+{
+	linux_start_files(vm, kernel, init_script, NULL, cmdline, extra);
+}
+
+void linux_start_files(struct linux_vm *vm, const char *kernel, const char *init_script,
+		       const char *const *files, const char *cmdline, const char *const *extra)
 {
 	char full[1024], console[96];
 	const char *argv[48];
@@ -54,7 +64,7 @@ void linux_start(struct linux_vm *vm, const char *kernel, const char *init_scrip
 	cr_assert(fd >= 0);
 	close(fd);
 	snprintf(vm->api, sizeof(vm->api), "%s.sock", vm->console);
-	make_initrd(vm, init_script);
+	make_initrd(vm, init_script, files);
 	snprintf(full, sizeof(full), "%s %s", BASE_CMDLINE, cmdline ? cmdline : "");
 	snprintf(console, sizeof(console), "file:%s", vm->console);
 	for (const char *a[] = { harness_build_path("vm-fork"), "run", "--kernel", kernel,

@@ -27,6 +27,9 @@ char *linux_small_kernel(void);
  */
 void linux_start(struct linux_vm *vm, const char *kernel, const char *init_script,
 		 const char *cmdline, const char *const *extra);
+/* The same with files (NULL-terminated paths, e.g. build/linux/ programs) in the initramfs's /bin. */
+void linux_start_files(struct linux_vm *vm, const char *kernel, const char *init_script,
+		       const char *const *files, const char *cmdline, const char *const *extra);
 /* The console of clone id ("" path for the parent: id 0). */
 void linux_console_path(const struct linux_vm *vm, unsigned id, char *out, size_t len);
 /* A file's text (malloc'd, "" when missing). */
