@@ -80,6 +80,8 @@ enum bench_row {
 	ROW_LINUX_DEBIAN,
 	ROW_LINUX_EXIT,
 	ROW_QEMU_LINUX,
+	/* vsock to a Linux clone (vsock_rows.c), at 256 MiB only. */
+	ROW_VSOCK_REPLY,
 	NROWS
 };
 
@@ -188,6 +190,7 @@ int bench_fork_first(struct bench_ctx *ctx, unsigned si);
 int bench_clones(struct bench_ctx *ctx, unsigned si);
 int bench_linux(struct bench_ctx *ctx, unsigned si);
 int bench_disk(struct bench_ctx *ctx, unsigned si);
+int bench_vsock(struct bench_ctx *ctx, unsigned si);
 
 /*
  * A VMM with booted guests to fork (fork_rows.c; fork_first.c and

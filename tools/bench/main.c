@@ -79,6 +79,9 @@ const struct bench_row_def bench_rows[NROWS] = {
 		"  init's line -> vm-fork exited 0 (its reboot -f), small kernel", NULL },
 	[ROW_QEMU_LINUX] = { "qemu_linux_init", "us", ROW_NONE,
 		"qemu-system-x86_64 -accel kvm start -> init, small kernel", NULL },
+	[ROW_VSOCK_REPLY] = { "vsock_first_reply", "us", ROW_LINUX_INIT,
+		"fork of a paused Linux -> a vsock client's first reply from the clone (256M only)",
+		NULL },
 };
 
 const struct bench_ratio bench_ratios[] = {
@@ -145,6 +148,7 @@ static const struct {
 	{ "clones", bench_clones, true },
 	{ "linux", bench_linux, true },
 	{ "disk", bench_disk, false },
+	{ "vsock", bench_vsock, true },
 };
 #define NRUNNERS (sizeof(runners) / sizeof(runners[0]))
 
@@ -163,7 +167,7 @@ static void usage(FILE *f)
 		"  --guests DIR   where idle.elf and wait_fork.elf are (default: guest/ beside\n"
 		"                 this binary)\n"
 		"  --only LIST    run only these measurements (cold_vm,map_base,process_fork,\n"
-		"                 memcpy,qemu,fork,first,clones,linux,disk); the rest stay empty\n"
+		"                 memcpy,qemu,fork,first,clones,linux,disk,vsock); the rest stay empty\n"
 		"  --list         describe the rows and exit\n", default_sizes);
 }
 
