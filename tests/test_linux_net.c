@@ -4,11 +4,17 @@
  * the wire; all in a network namespace the test makes, so nothing reaches
  * the host's network.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "tests/harness.h"
 #include "tests/linux_harness.h"
@@ -56,11 +62,44 @@ static void mac_behind(const char *tap, char *mac, size_t len)
 	sh("ip link set %s down && ip addr flush dev %s", tap);
 }
 
+/* ARP frames reaching the host through tap (brought up, without an address). */
+static int arp_listener(const char *tap)
+{
+	struct sockaddr_ll sa = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ARP) };
+	struct timeval tv = { .tv_sec = harness_wait_s(60) };
+	int fd;
+
+	sh("ip link set %s up", tap);
+	sa.sll_ifindex = (int)if_nametoindex(tap);
+	fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ARP));
+	cr_assert(fd >= 0 && sa.sll_ifindex && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/* The sender MAC of the first gratuitous ARP for GUEST_IP (sender and target address alike). */
+static bool announced(int fd, char *mac, size_t len)
+{
+	uint8_t f[128];
+	in_addr_t ip = inet_addr(GUEST_IP);
+	ssize_t n;
+
+	while ((n = recv(fd, f, sizeof(f), 0)) >= 42) {
+		if (memcmp(f + 28, &ip, 4) || memcmp(f + 38, &ip, 4))
+			continue;
+		snprintf(mac, len, "%02x:%02x:%02x:%02x:%02x:%02x", f[22], f[23], f[24], f[25], f[26],
+			 f[27]);
+		return true;
+	}
+	return false;
+}
+
 Test(linux_net, clones_answer_pings_with_their_own_macs, .timeout = 600)
 {
 	const char *extra[] = { "--net", "tap:vmtap%u", NULL };
-	char *kernel = linux_small_kernel(), *out, cli[4096], macs[3][32], tap[16];
+	char *kernel = linux_small_kernel(), *out, cli[4096], macs[3][32], tap[16], announce[32] = "";
 	struct linux_vm vm;
+	int arp;
 
 	cr_assert_eq(unshare(CLONE_NEWNET), 0, "a network namespace of the test's own");
 	for (unsigned i = 0; i < 3; i++) {
@@ -72,7 +111,11 @@ Test(linux_net, clones_answer_pings_with_their_own_macs, .timeout = 600)
 	cr_assert(net_ready(out), "the guest's network never came up:\n%s",
 		  out + (strlen(out) > 3000 ? strlen(out) - 3000 : 0));
 	linux_cli(&vm, "pause", cli, sizeof(cli), NULL);
+	arp = arp_listener("vmtap1");
 	linux_cli(&vm, "fork", cli, sizeof(cli), "--count", "2", NULL);
+	/* VIRTIO_NET_S_ANNOUNCE: clone 1's guest says where 10.0.0.2 is now, with no one asking. */
+	cr_expect(announced(arp, announce, sizeof(announce)), "clone 1 sent no gratuitous ARP");
+	close(arp);
 	linux_cli(&vm, "resume", cli, sizeof(cli), NULL);
 	for (unsigned i = 0; i < 3; i++) {
 		snprintf(tap, sizeof(tap), "vmtap%u", i);
@@ -80,6 +123,8 @@ Test(linux_net, clones_answer_pings_with_their_own_macs, .timeout = 600)
 		cr_log_info("VM %u answers from %s", i, macs[i]);
 	}
 	linux_stop(&vm);
+	cr_expect_str_eq(announce, macs[1], "clone 1 announced %s, and answers from %s", announce,
+			 macs[1]);
 	for (unsigned i = 0; i < 3; i++) {
 		cr_expect(strlen(macs[i]) == 17, "VM %u: no MAC answered", i);
 		for (unsigned j = i + 1; j < 3; j++)
