@@ -514,29 +514,41 @@ static int parse_cid(const char *s, uint64_t *cid)
 	return 0;
 }
 
+/* PATH[,cid=N] into tmpl (VSOCK_PATH_MAX bytes) and *cid: 0 or -errno, logged. */
+static int parse_arg(const char *arg, char *tmpl, uint64_t *cid)
+{
+	const char *comma = strrchr(arg, ',');
+	size_t len = comma && !strncmp(comma, ",cid=", 5) ? (size_t)(comma - arg) : strlen(arg);
+	char probe[VSOCK_PATH_MAX];
+
+	*cid = VIRTIO_VSOCK_DEFAULT_CID;
+	if (len != strlen(arg) && parse_cid(comma + 5, cid) < 0) {
+		pr_err("--vsock %s: cid= takes a number from 3 to %llu", arg, CID_MAX);
+		return -EINVAL;
+	}
+	if (!len || len >= VSOCK_PATH_MAX) {
+		pr_err("--vsock: a socket path of 1 to %d bytes, then ,cid=N if wanted",
+		       VSOCK_PATH_MAX - 1);
+		return -EINVAL;
+	}
+	memcpy(tmpl, arg, len);
+	tmpl[len] = '\0';
+	if (expand_path(tmpl, UINT32_MAX, probe, sizeof(probe)) < 0) {
+		pr_err("--vsock %s: too long for a Unix socket with a clone id and a port", tmpl);
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
 /* PATH[,cid=N]: kept, not opened (configure() also runs in warm shells; attach() listens). */
 static int dev_configure(void *dev, const char *arg)
 {
 	struct virtio_vsock *v = dev;
-	const char *comma = strrchr(arg, ',');
-	size_t len = comma && !strncmp(comma, ",cid=", 5) ? (size_t)(comma - arg) : strlen(arg);
-	uint64_t cid = VIRTIO_VSOCK_DEFAULT_CID;
-	char probe[VSOCK_PATH_MAX];
+	uint64_t cid;
+	int ret = parse_arg(arg, v->tmpl, &cid);
 
-	if (len != strlen(arg) && parse_cid(comma + 5, &cid) < 0) {
-		pr_err("--vsock %s: cid= takes a number from 3 to %llu", arg, CID_MAX);
-		return -EINVAL;
-	}
-	if (!len || len >= sizeof(v->tmpl)) {
-		pr_err("--vsock: a socket path of 1 to %zu bytes, then ,cid=N if wanted", sizeof(v->tmpl) - 1);
-		return -EINVAL;
-	}
-	memcpy(v->tmpl, arg, len);
-	v->tmpl[len] = '\0';
-	if (expand_path(v->tmpl, UINT32_MAX, probe, sizeof(probe)) < 0) {
-		pr_err("--vsock %s: too long for a Unix socket with a clone id and a port", v->tmpl);
-		return -ENAMETOOLONG;
-	}
+	if (ret < 0)
+		return ret;
 	v->base_cid = cid;
 	v->on = true;
 	virtio_mmio_lock(v->t);
@@ -576,6 +588,33 @@ static int dev_forked(void *dev)
 		return 0;
 	virtio_mmio_lock(v->t);
 	set_cid(v, clone_cid(v->base_cid, v->host.vm_id ? v->host.vm_id(v->host.opaque) : 0));
+	virtio_mmio_unlock(v->t);
+	return 0;
+}
+
+/*
+ * A clone's own PATH[,cid=N] (a fork request's), after forked(): the CID rule
+ * stays, now from this argument's base. Only before attach() listens.
+ */
+static int dev_rebind(void *dev, const char *arg)
+{
+	struct virtio_vsock *v = dev;
+	char tmpl[VSOCK_PATH_MAX];
+	uint64_t cid, guest_cid;
+	int ret;
+
+	if (!v->on || v->thread_on)
+		return -EINVAL;
+	ret = parse_arg(arg, tmpl, &cid);
+	if (ret < 0)
+		return ret;
+	memcpy(v->tmpl, tmpl, sizeof(tmpl));
+	v->base_cid = cid;
+	virtio_mmio_lock(v->t);
+	/* The stale CID stays the one the guest last read (forked() may have changed it once). */
+	guest_cid = v->mux.stale_cid ? v->mux.stale_cid : v->mux.cid;
+	set_cid(v, clone_cid(cid, v->host.vm_id ? v->host.vm_id(v->host.opaque) : 0));
+	v->mux.stale_cid = guest_cid == v->mux.cid ? 0 : guest_cid;
 	virtio_mmio_unlock(v->t);
 	return 0;
 }
@@ -676,7 +715,8 @@ const struct device_type virtio_vsock_device = {
 	.name = "virtio-vsock", .option = "vsock", .state_size = sizeof(struct virtio_vsock_state),
 	.create = dev_create, .configure = dev_configure, .destroy = dev_destroy,
 	.save = dev_save, .check = dev_check, .restore = dev_restore, .describe = dev_describe,
-	.forked = dev_forked, .attach = dev_attach, .set_running = dev_set_running,
+	.forked = dev_forked, .attach = dev_attach, .rebind = dev_rebind,
+	.set_running = dev_set_running,
 };
 
 _Static_assert(sizeof(struct virtio_vsock_state) <= DEVICE_STATE_MAX, "virtio-vsock state too big");

@@ -174,6 +174,25 @@ int vm_configure_device(struct vm *vm, unsigned index, const char *arg)
 	return 0;
 }
 
+int vm_rebind_device(struct vm *vm, unsigned index, const char *arg)
+{
+	const struct device_type *t = index < DEVICE_MAX ? device_table[index] : NULL;
+	int ret;
+
+	if (!t || !t->rebind || !arg || !vm->dev_on[index])
+		return -EINVAL;
+	if (strlen(arg) >= DEVICE_ARG_MAX) {
+		pr_err("%s: the argument is longer than %d bytes", t->option, DEVICE_ARG_MAX - 1);
+		return -ENAMETOOLONG;
+	}
+	ret = t->rebind(vm->devs[index], arg);
+	if (ret < 0)
+		return ret;
+	/* The clone's snapshots and forks name its own backend, not its parent's. */
+	strcpy(vm->dev_arg[index], arg);
+	return 0;
+}
+
 const char *vm_device_arg(const struct vm *vm, unsigned index)
 {
 	return index < DEVICE_MAX && vm->dev_on[index] ? vm->dev_arg[index] : NULL;

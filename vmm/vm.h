@@ -146,6 +146,14 @@ int vm_set_console(struct vm *vm, const char *spec);
  * Only before the VM runs (from its configuration, or a snapshot's).
  */
 int vm_configure_device(struct vm *vm, unsigned index, const char *arg);
+/*
+ * Give the optional device at index, which is on, a new argument for this
+ * VM's own backend (core/device.h rebind): a clone's, after
+ * vm_devices_forked() and before vm_devices_attach(). The argument is kept
+ * as the device's (vm_device_arg(), snapshots). -EINVAL: no such device, off,
+ * or it cannot rebind; -ENAMETOOLONG; or the device's refusal.
+ */
+int vm_rebind_device(struct vm *vm, unsigned index, const char *arg);
 /* The argument a device was turned on with, or NULL while it is off. */
 const char *vm_device_arg(const struct vm *vm, unsigned index);
 /* The VM has just become a clone: every device's forked() hook, in table order. */
