@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/device.h"
 #include "fork/clone.h"
 #include "state/vm_snapshot.h"
 #include "vmm/vm.h"
@@ -40,6 +41,17 @@ static void set_identity(struct vm *vm, const struct vm_snapshot *snap,
 	vm->parent_id = id->parent_id;
 }
 
+/* A fork request's backends for this clone, in place of its parent's. */
+static int rebind_devices(struct vm *vm, const struct device_config *devices)
+{
+	int ret = 0;
+
+	for (unsigned i = 0; !ret && devices && device_table[i]; i++)
+		if (devices->args[i])
+			ret = vm_rebind_device(vm, i, devices->args[i]);
+	return ret;
+}
+
 int vm_become_clone(struct vm *vm, const struct vm_snapshot *snap, bool state_loaded,
 		    const struct clone_pages *pages, const struct clone_identity *id,
 		    const char *console_fmt)
@@ -56,6 +68,8 @@ int vm_become_clone(struct vm *vm, const struct vm_snapshot *snap, bool state_lo
 	ret = vm_snapshot_catch_up(vm, snap);
 	if (!ret)
 		ret = vm_devices_forked(vm);
+	if (!ret)
+		ret = rebind_devices(vm, id->devices);
 	if (!ret)
 		ret = vm_devices_attach(vm);
 	if (ret < 0)

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct device_config;
 struct vm;
 struct vm_snapshot;
 
@@ -19,6 +20,12 @@ struct clone_identity {
 	uint64_t parent_id;   /* the VM it was made from (itself for a restored VM) */
 	uint64_t generation;  /* GENERATION: the state's + 1 */
 	uint64_t child_index; /* CHILD_INDEX */
+	/*
+	 * Its own backends: for each device of the table whose entry is not
+	 * NULL, the argument it rebinds to (core/device.h rebind; "%u" is the
+	 * device's to expand). NULL: every device keeps the state's argument.
+	 */
+	const struct device_config *devices;
 };
 
 /* Writes the clone's own pages over its mapped base; NULL put: none. */

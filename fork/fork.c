@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/device.h"
 #include "core/log.h"
 #include "devices/ctl_abi.h"
 #include "fork/capture.h"
@@ -29,6 +30,7 @@ struct fork_plan {
 	const struct vm_capture *kept;      /* the parent runs on: its pages as captured */
 	uint64_t serial;
 	uint64_t first_id;
+	const struct device_config *devices; /* the request's backends for each child */
 };
 
 /*
@@ -87,6 +89,7 @@ static int make_child(struct fork_plan *plan, unsigned index, struct vm **out, b
 	struct clone_identity id = {
 		.id = plan->first_id + index, .parent_id = plan->parent->id,
 		.generation = plan->snap->ctl.generation + 1, .child_index = index + 1,
+		.devices = plan->devices,
 	};
 	struct shell_fit fit;
 	struct vm *child;
@@ -284,8 +287,31 @@ static int fork_then_resume(struct fork_plan *plan, const struct fork_request *r
 	return ret;
 }
 
+int fork_check_devices(const struct vm *parent, const struct device_config *devices)
+{
+	unsigned n = 0;
+
+	while (device_table[n])
+		n++;
+	for (unsigned i = 0; devices && i < DEVICE_MAX; i++) {
+		const struct device_type *t = i < n ? device_table[i] : NULL;
+
+		if (!devices->args[i])
+			continue;
+		if (!t || !t->rebind || !vm_device_arg(parent, i)) {
+			pr_err("fork: device %u is not one the parent has on and clones can rebind", i);
+			return -EINVAL;
+		}
+		if (strlen(devices->args[i]) >= DEVICE_ARG_MAX)
+			return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
 static int check_request(struct vm *parent, const struct fork_request *req)
 {
+	int ret;
+
 	if (!parent->vmm) {
 		pr_err("fork: the VM is not registered in a VMM");
 		return -EINVAL;
@@ -294,7 +320,8 @@ static int check_request(struct vm *parent, const struct fork_request *req)
 		pr_err("fork: %u children: ask for 1 to %d", req->count, FORK_MAX_COUNT);
 		return -EINVAL;
 	}
-	return vmm_room_for(parent->vmm, req->count);
+	ret = fork_check_devices(parent, req->devices);
+	return ret < 0 ? ret : vmm_room_for(parent->vmm, req->count);
 }
 
 /*
@@ -364,7 +391,7 @@ static void freeze_while_running(struct vm *parent, struct fork_stats *st)
 static int fork_locked(struct vm *parent, const struct fork_request *req, struct vm **children,
 		       struct fork_stats *st)
 {
-	struct fork_plan plan = { .parent = parent };
+	struct fork_plan plan = { .parent = parent, .devices = req->devices };
 	struct fork_decision d;
 	uint64_t t_pause;
 	int ret;

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct device_config;
 struct vm;
 
 #define FORK_MAX_COUNT 4096
@@ -30,6 +31,13 @@ struct fork_request {
 	unsigned count;             /* 1..FORK_MAX_COUNT */
 	bool start_children;        /* run them at once (else they are paused: vm_resume() runs them) */
 	bool resume_parent;         /* let the parent go on afterwards (else it stays paused) */
+	/*
+	 * Optional: each clone's own backends, by table place (NULL entries: the
+	 * parent's argument), given to the devices' rebind() with "%u" left for
+	 * them to make the clone's id. Every one named must be on in the parent
+	 * and able to rebind; a device that refuses its argument fails the fork.
+	 */
+	const struct device_config *devices;
 };
 
 struct fork_stats {
@@ -51,6 +59,14 @@ struct fork_stats {
  */
 int vm_fork(struct vm *parent, const struct fork_request *req, struct vm **children,
 	    struct fork_stats *stats);
+
+/*
+ * Whether every device devices names (a fork request's) is on in parent and
+ * can rebind, its argument within DEVICE_ARG_MAX: checked before anything is
+ * paused, so a request no clone could take forks nothing. 0, -EINVAL or
+ * -ENAMETOOLONG. (Whether a device takes the argument, its rebind() says.)
+ */
+int fork_check_devices(const struct vm *parent, const struct device_config *devices);
 
 /*
  * What a fork sends elsewhere (fork/procfork.h): capture the paused parent

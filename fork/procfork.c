@@ -23,6 +23,7 @@ struct proc_plan {
 	int base_fd, state_fd;
 	uint64_t generation;
 	uint64_t first_id;
+	const struct device_config *devices; /* each clone's own backends, or NULL */
 };
 
 /* A state file cannot carry what only this process has (a disk's layers): say so. */
@@ -92,6 +93,10 @@ static int send_job(const struct vm *parent, const struct proc_plan *plan, unsig
 	job.parent_id = parent->id;
 	job.generation = plan->generation;
 	job.child_index = index + 1;
+	/* fork_check_devices() bounded each: the job carries it whole, "%u" and all. */
+	for (unsigned i = 0; plan->devices && i < DEVICE_MAX; i++)
+		if (plan->devices->args[i])
+			snprintf(job.devices[i], sizeof(job.devices[i]), "%s", plan->devices->args[i]);
 	ret = proc_clone_console(parent, job.clone_id, job.console, sizeof(job.console));
 	if (!ret)
 		ret = procmsg_send(w->sock, &job, sizeof(job), fds, PROCMSG_JOB_NFDS);
@@ -135,10 +140,10 @@ static int start_cold(const char *const *cmd, const struct procmsg_shape *shape,
 }
 
 /* Workers in hand: capture, send each its job, wait until every clone runs. */
-static int run_jobs(struct vm *parent, struct proc_worker *w, unsigned warm, unsigned count,
-		    struct fork_stats *st, uint64_t *first_id)
+static int run_jobs(struct vm *parent, const struct device_config *devices, struct proc_worker *w,
+		    unsigned warm, unsigned count, struct fork_stats *st, uint64_t *first_id)
 {
-	struct proc_plan plan = { .base_fd = -1, .state_fd = -1 };
+	struct proc_plan plan = { .base_fd = -1, .state_fd = -1, .devices = devices };
 	uint64_t t;
 	int ret = capture_state(parent, &plan, st);
 
@@ -166,8 +171,9 @@ static void hand_out(struct proc_worker *w, unsigned count, uint64_t first_id,
 	}
 }
 
-int vm_fork_to_pool(struct proc_pool *pool, struct vm *parent, unsigned count,
-		    struct proc_clone *clones, struct fork_stats *stats)
+int vm_fork_to_pool_devices(struct proc_pool *pool, struct vm *parent, unsigned count,
+			    const struct device_config *devices, struct proc_clone *clones,
+			    struct fork_stats *stats)
 {
 	struct fork_stats st = { 0 };
 	struct procmsg_shape shape;
@@ -178,6 +184,9 @@ int vm_fork_to_pool(struct proc_pool *pool, struct vm *parent, unsigned count,
 
 	if (count < 1 || count > FORK_MAX_COUNT || !parent->vmm)
 		return -EINVAL;
+	ret = fork_check_devices(parent, devices);
+	if (ret < 0)
+		return ret;
 	w = malloc(count * sizeof(*w));
 	if (!w)
 		return -ENOMEM;
@@ -189,7 +198,7 @@ int vm_fork_to_pool(struct proc_pool *pool, struct vm *parent, unsigned count,
 	ret = start_cold(pool ? proc_pool_cmd(pool) : parent->vmm->worker_cmd, &shape, w + warm,
 			 count - warm);
 	if (!ret)
-		ret = run_jobs(parent, w, warm, count, &st, &first_id);
+		ret = run_jobs(parent, devices, w, warm, count, &st, &first_id);
 	if (ret < 0)
 		proc_workers_discard(w, count);
 	else
@@ -201,6 +210,12 @@ int vm_fork_to_pool(struct proc_pool *pool, struct vm *parent, unsigned count,
 	if (stats)
 		*stats = st;
 	return ret;
+}
+
+int vm_fork_to_pool(struct proc_pool *pool, struct vm *parent, unsigned count,
+		    struct proc_clone *clones, struct fork_stats *st)
+{
+	return vm_fork_to_pool_devices(pool, parent, count, NULL, clones, st);
 }
 
 int vm_fork_to_processes(struct vm *parent, unsigned count, struct proc_clone *clones,

@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct device_config;
 struct fork_stats;
 struct proc_pool;
 struct vm;
@@ -71,6 +72,14 @@ void proc_pool_destroy(struct proc_pool *pool);
  */
 int vm_fork_to_pool(struct proc_pool *pool, struct vm *parent, unsigned count,
 		    struct proc_clone *clones, struct fork_stats *st);
+/*
+ * The same, each clone's devices rebound to its own backends (fork/fork.h:
+ * struct fork_request's devices; NULL: the parent's): the job carries the
+ * arguments, the worker's clone rebinds before it attaches.
+ */
+int vm_fork_to_pool_devices(struct proc_pool *pool, struct vm *parent, unsigned count,
+			    const struct device_config *devices, struct proc_clone *clones,
+			    struct fork_stats *st);
 /* The same with cold workers only, of the vmm's worker_cmd (-ENOTSUP without one). */
 int vm_fork_to_processes(struct vm *parent, unsigned count, struct proc_clone *clones,
 			 struct fork_stats *st);

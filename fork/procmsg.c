@@ -193,6 +193,10 @@ int procmsg_check_job(const struct procmsg_job *job)
 		return -EINVAL;
 	if (job->clone_id == UINT64_MAX || !job->generation || !job->child_index)
 		return -EINVAL;
+	/* Whether each names a device that is on and can rebind, the clone's load decides. */
+	for (unsigned i = 0; i < DEVICE_MAX; i++)
+		if (!memchr(job->devices[i], 0, sizeof(job->devices[i])))
+			return -EINVAL;
 	return 0;
 }
 

@@ -6,7 +6,7 @@
  *
  *   VMM -> worker   SHAPE  mem size, vCPUs, CPUID mask: the worker makes a shell
  *   worker -> VMM   READY  status of that (0: the shell waits for a job)
- *   VMM -> worker   JOB    identity and console; fds: the frozen base, the state file
+ *   VMM -> worker   JOB    identity, console, backends; fds: the frozen base, the state file
  *   worker -> VMM   REPLY  0 (the clone is loaded and starts now) or -errno (refused:
  *                          the worker exits PROCMSG_EXIT_REFUSED)
  *
@@ -19,11 +19,13 @@
 #include <stdint.h>
 
 #include "core/cpuid.h"
+#include "core/device.h"
 #include "core/memory.h"
 #include "state/vm_snapshot.h"
 
 #define PROCMSG_MAGIC   0x6b726f66636f7270ULL /* "procfork" */
-#define PROCMSG_VERSION 2 /* 2: the state is a state file's FDT (state/statefile.h) */
+/* 2: the state is a state file's FDT (state/statefile.h); 3: a job names the clone's backends */
+#define PROCMSG_VERSION 3
 
 /* A worker that refused its shape or its job exits with this (sysexits' EX_DATAERR). */
 #define PROCMSG_EXIT_REFUSED 65
@@ -51,6 +53,8 @@ struct procmsg_job {
 	struct procmsg_hdr hdr;
 	uint64_t clone_id, parent_id, generation, child_index;
 	char console[PROCMSG_CONSOLE_MAX]; /* NUL-terminated console spec */
+	/* A fork request's backend per device (core/device.h rebind), NUL-terminated; "": the state's */
+	char devices[DEVICE_MAX][DEVICE_ARG_MAX];
 };
 
 enum { PROCMSG_JOB_BASE_FD, PROCMSG_JOB_STATE_FD, PROCMSG_JOB_NFDS };

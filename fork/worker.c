@@ -101,14 +101,17 @@ static int load_state(struct vm *vm, const struct procmsg_job *job, int state_fd
 	struct mem_ranges ranges;
 	struct job_pages jp = { .state_fd = state_fd, .ranges = &ranges };
 	struct clone_pages pages = { put_job_pages, &jp };
+	struct device_config devices = { { 0 } };
 	struct clone_identity id = {
 		.id = job->clone_id, .parent_id = job->parent_id, .generation = job->generation,
-		.child_index = job->child_index,
+		.child_index = job->child_index, .devices = &devices,
 	};
 	int ret = procmsg_state_read(state_fd, vm->mem.size, vm->ncpus, snap, &ranges, &jp.off);
 
 	if (ret < 0)
 		return ret;
+	for (unsigned i = 0; i < DEVICE_MAX; i++)
+		devices.args[i] = job->devices[i][0] ? job->devices[i] : NULL;
 	/* The parent computed it from this very state: anything else is a mix-up. */
 	if (job->generation != snap->ctl.generation + 1)
 		ret = -EINVAL;
