@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/device.h"
 #include "core/log.h"
 #include "fork/fork.h"
 #include "fork/procclones.h"
@@ -68,7 +69,8 @@ bool api_stop_proc_clone(struct api_call *c)
 	return true;
 }
 
-const char *const api_fork_fields[] = { "count", "start", "resume_parent", "processes", NULL };
+const char *const api_fork_fields[] = { "count", "start", "resume_parent", "processes", "devices",
+					NULL };
 
 static int arg_bool(struct api_call *c, const char *key, bool *val)
 {
@@ -99,6 +101,77 @@ static int arg_count(struct api_call *c, const char *key, unsigned max, unsigned
 	return 0;
 }
 
+/* One entry of "devices": an option whose device can rebind, and a string it can hold. */
+static int device_arg(struct api_call *c, const char *key, json_t *val, struct device_config *cfg)
+{
+	int i = device_by_option(key);
+
+	if (i < 0) {
+		api_error(c, MHD_HTTP_BAD_REQUEST, "\"devices\": no device has the option \"%s\"", key);
+		return -EINVAL;
+	}
+	if (!device_table[i]->rebind) {
+		api_error(c, MHD_HTTP_BAD_REQUEST, "\"devices\": the %s device (\"%s\") cannot "
+			  "give a clone a backend of its own", device_table[i]->name, key);
+		return -EINVAL;
+	}
+	/* No NUL inside: the server parses without JSON_ALLOW_NUL. */
+	if (!json_is_string(val) || !json_string_length(val) ||
+	    json_string_length(val) >= DEVICE_ARG_MAX) {
+		api_error(c, MHD_HTTP_BAD_REQUEST, "\"devices\": \"%s\" must be a string of 1 to %d "
+			  "bytes (\"%%u\" becomes each clone's id)", key, DEVICE_ARG_MAX - 1);
+		return -EINVAL;
+	}
+	cfg->args[i] = json_string_value(val);
+	return 0;
+}
+
+/*
+ * "devices": {"vsock": "/run/c%u.sock", ...}: each clone's own backends,
+ * checked before anything is forked. The strings stay c->args'.
+ */
+static int arg_devices(struct api_call *c, struct device_config *cfg)
+{
+	json_t *v = json_object_get(c->args, "devices"), *val;
+	const char *key;
+
+	if (!v)
+		return 0;
+	if (!json_is_object(v)) {
+		api_error(c, MHD_HTTP_BAD_REQUEST, "\"devices\" must be an object of device options "
+			  "and arguments, e.g. {\"vsock\": \"/run/c%%u.sock\"}");
+		return -EINVAL;
+	}
+	json_object_foreach(v, key, val)
+		if (device_arg(c, key, val, cfg) < 0)
+			return -EINVAL;
+	return 0;
+}
+
+/* A clone can only rebind what its parent has on: what it inherits is what it rebinds. */
+static int check_parent_devices(struct api_call *c, struct vm *parent,
+				const struct device_config *cfg)
+{
+	for (unsigned i = 0; cfg && device_table[i]; i++)
+		if (cfg->args[i] && !vm_device_arg(parent, i)) {
+			api_error(c, MHD_HTTP_BAD_REQUEST, "\"devices\": VM %" PRIu64 " has no %s "
+				  "(it was not started with --%s)", c->id, device_table[i]->name,
+				  device_table[i]->option);
+			return -EINVAL;
+		}
+	return 0;
+}
+
+/* Whether parent can take this fork: false once answered why not. */
+static bool can_fork(struct api_call *c, struct vm *parent, const struct device_config *devices)
+{
+	if (vm_run_state(parent) == VM_STATE_STOPPED) {
+		api_error(c, MHD_HTTP_CONFLICT, "cannot fork VM %" PRIu64 ": it is stopped", c->id);
+		return false;
+	}
+	return check_parent_devices(c, parent, devices) == 0;
+}
+
 static const struct fork_error {
 	int err;
 	unsigned status;
@@ -113,10 +186,19 @@ static const struct fork_error {
 	{ ESHUTDOWN, MHD_HTTP_SERVICE_UNAVAILABLE, "the VMM is stopping" },
 };
 
-static void fork_failed(struct api_call *c, struct vm *parent, unsigned count, int err)
+static void fork_failed(struct api_call *c, struct vm *parent, unsigned count, int err,
+			bool devices)
 {
 	enum vm_run_state state = vm_run_state(parent);
+	bool forkable = state == VM_STATE_RUNNING || state == VM_STATE_PAUSED;
 
+	/* The request was checked, the VM could fork: a clone's device refused its argument. */
+	if (devices && forkable && (err == -EINVAL || err == -ENAMETOOLONG)) {
+		api_error(c, MHD_HTTP_BAD_REQUEST, "\"devices\": a clone's device refused its "
+			  "argument (%s; the VMM's log says which): VM %" PRIu64 " was not forked",
+			  strerror(-err), c->id);
+		return;
+	}
 	if (err == -EINVAL) {
 		api_error(c, MHD_HTTP_CONFLICT, "cannot fork VM %" PRIu64 ": it is %s", c->id,
 			  vm_run_state_name(state));
@@ -177,7 +259,8 @@ static json_t *proc_fork_json(struct vm *parent, const struct proc_clone *clones
 	return fork_reply(parent->id, list, st);
 }
 
-static void do_fork_processes(struct api_call *c, struct vm *parent, unsigned count)
+static void do_fork_processes(struct api_call *c, struct vm *parent, unsigned count,
+			      const struct device_config *devices)
 {
 	struct proc_clone *clones = calloc(count, sizeof(*clones));
 	struct fork_stats st = { 0 };
@@ -189,10 +272,9 @@ static void do_fork_processes(struct api_call *c, struct vm *parent, unsigned co
 	}
 	ret = vmm_room_for_procs(c->vmm, count);
 	if (!ret)
-		ret = c->vmm->procs ? vm_fork_to_pool(c->vmm->procs, parent, count, clones, &st)
-				    : vm_fork_to_processes(parent, count, clones, &st);
+		ret = vm_fork_to_pool_devices(c->vmm->procs, parent, count, devices, clones, &st);
 	if (ret < 0) {
-		fork_failed(c, parent, count, ret);
+		fork_failed(c, parent, count, ret, devices != NULL);
 	} else {
 		/* Listed with the VMs, stopped by id; a thread each reaps its process. */
 		struct proc_clone_table *t = vmm_proc_clones(c->vmm);
@@ -218,7 +300,7 @@ static void do_fork(struct api_call *c, struct vm *parent, const struct fork_req
 	}
 	ret = vm_fork(parent, req, children, &st);
 	if (ret < 0) {
-		fork_failed(c, parent, req->count, ret);
+		fork_failed(c, parent, req->count, ret, req->devices != NULL);
 	} else {
 		api_reply(c, MHD_HTTP_OK, fork_json(parent->id, children, req->count, &st));
 		for (unsigned i = 0; i < req->count; i++)
@@ -230,14 +312,17 @@ static void do_fork(struct api_call *c, struct vm *parent, const struct fork_req
 void api_h_fork(struct api_call *c)
 {
 	struct fork_request req = { .count = 1, .start_children = true, .resume_parent = true };
+	struct device_config devices = { { 0 } };
 	bool processes = false;
 	struct vm *parent;
 
 	if (arg_count(c, "count", FORK_MAX_COUNT, &req.count) ||
 	    arg_bool(c, "start", &req.start_children) ||
 	    arg_bool(c, "resume_parent", &req.resume_parent) ||
-	    arg_bool(c, "processes", &processes))
+	    arg_bool(c, "processes", &processes) || arg_devices(c, &devices))
 		return;
+	if (json_object_get(c->args, "devices"))
+		req.devices = &devices;
 	if (processes && (!req.start_children || !req.resume_parent)) {
 		api_error(c, MHD_HTTP_BAD_REQUEST, "clones in their own processes always start, "
 			  "and a running parent always goes on");
@@ -246,11 +331,11 @@ void api_h_fork(struct api_call *c)
 	parent = api_call_vm(c);
 	if (!parent)
 		return;
-	if (vm_run_state(parent) == VM_STATE_STOPPED)
-		api_error(c, MHD_HTTP_CONFLICT, "cannot fork VM %" PRIu64 ": it is stopped", c->id);
-	else if (processes)
-		do_fork_processes(c, parent, req.count);
-	else
-		do_fork(c, parent, &req);
+	if (can_fork(c, parent, req.devices)) {
+		if (processes)
+			do_fork_processes(c, parent, req.count, req.devices);
+		else
+			do_fork(c, parent, &req);
+	}
 	vmm_put(c->vmm, parent);
 }

@@ -18,6 +18,7 @@
 
 #include "fork/vmm.h"
 #include "server/api.h"
+#include "state/vm_snapshot.h"
 #include "tests/harness.h"
 #include "tools/cli.h"
 #include "vmm/vm.h"
@@ -27,6 +28,7 @@ static struct {
 	bool vmm_up;
 	struct api_server *srv;
 	char sock[80], console[80];
+	char vsock[96];             /* --vsock for VM 0, or "" */
 } env;
 
 static struct {
@@ -62,6 +64,8 @@ static void boot_wait_fork(void)
 
 	snprintf(console, sizeof(console), "file:%s", env.console);
 	snprintf(kernel, sizeof(kernel), "%s", harness_build_path("guest/wait_fork.elf"));
+	if (env.vsock[0])
+		cfg.devices.args[device_by_option("vsock")] = env.vsock;
 	cr_assert_eq(vm_create(&vm, &env.vmm.kvm, &cfg), 0);
 	cr_assert_eq(vm_boot(vm, &cfg), 0, "boot %s", kernel);
 	vm->id = vm->parent_id = vmm_alloc_ids(&env.vmm, 1); /* as tests/fork_harness.c does */
@@ -452,6 +456,14 @@ Test(api, routes_and_validation_without_a_vm, .fini = api_env_stop)
 		{ "PUT", "/v1/vms/0/fork", "{\"count\": 0}", 400, "from 1 to 4096" },
 		{ "PUT", "/v1/vms/0/fork", "{\"bogus\": 1}", 400, "unknown field \"bogus\"" },
 		{ "PUT", "/v1/vms/0/pause", "{\"now\": true}", 400, "takes no arguments" },
+		/* "devices" is checked before the VM is looked for: a bad one forks nothing. */
+		{ "PUT", "/v1/vms/0/fork", "{\"devices\": [\"vsock\"]}", 400, "must be an object" },
+		{ "PUT", "/v1/vms/0/fork", "{\"devices\": {\"tape\": \"x\"}}", 400,
+		  "no device has the option \"tape\"" },
+		{ "PUT", "/v1/vms/0/fork", "{\"devices\": {\"disk\": \"/d\"}}", 400,
+		  "cannot give a clone a backend of its own" },
+		{ "PUT", "/v1/vms/0/fork", "{\"devices\": {\"vsock\": 7}}", 400, "must be a string" },
+		{ "PUT", "/v1/vms/0/fork", "{\"devices\": {\"vsock\": \"\"}}", 400, "1 to 511 bytes" },
 	};
 
 	api_env_start(false);
@@ -629,6 +641,98 @@ Test(api, fork_can_leave_the_parent_paused, .fini = api_env_stop)
 		     ans.body);
 	cr_assert_eq(json_array_size(json_object_get(ans.json, "children")), 1, "count defaults to 1");
 	expect_state("/v1/vms/0", "paused");
+}
+
+/* ---- Clones' own backends: "devices" ---- */
+
+Test(api, fork_device_arguments_are_bounded, .fini = api_env_stop)
+{
+	char body[DEVICE_ARG_MAX + 64], arg[DEVICE_ARG_MAX + 1];
+
+	api_env_start(false);
+	memset(arg, 'a', sizeof(arg) - 1);
+	arg[sizeof(arg) - 1] = '\0';
+	snprintf(body, sizeof(body), "{\"devices\": {\"vsock\": \"/%s\"}}", arg + 1);
+	cr_expect_eq(http("PUT", "/v1/vms/0/fork", body), 400, "%s", ans.body);
+	expect_error(400, "1 to 511 bytes");
+	arg[DEVICE_ARG_MAX - 1] = '\0';
+	snprintf(body, sizeof(body), "{\"devices\": {\"vsock\": \"/%s\"}}", arg + 1);
+	cr_expect_eq(http("PUT", "/v1/vms/0/fork", body), 404, "511 bytes pass: %s", ans.body);
+}
+
+static void make_dir(char *dir, size_t size, const char *name)
+{
+	snprintf(dir, size, "/tmp/vmf-api-%s-XXXXXX", name);
+	cr_assert(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+}
+
+static bool is_socket_at(const char *dir, const char *fmt, json_int_t id)
+{
+	char name[64], path[160];
+	struct stat st;
+
+	snprintf(name, sizeof(name), fmt, (unsigned)id);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return lstat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* What a snapshot of clone id says the vsock device was turned on with. */
+static void expect_snapshot_arg(json_int_t id, const char *want)
+{
+	struct vm *vm = vmm_get(&env.vmm, (uint64_t)id);
+	int vsock = device_by_option("vsock");
+	struct vm_snapshot snap;
+
+	cr_assert(vm, "clone %lld is registered", (long long)id);
+	vm_op_lock(vm);
+	cr_assert_eq(vm_snapshot_capture(vm, vmm_msr_list(&env.vmm), &snap), 0);
+	vm_op_unlock(vm);
+	cr_expect(snap.devs[vsock].on);
+	cr_expect_str_eq(snap.devs[vsock].arg, want, "clone %lld's snapshot", (long long)id);
+	vm_snapshot_free(&snap);
+	vmm_put(&env.vmm, vm);
+}
+
+Test(api, fork_gives_clones_their_own_vsock, .timeout = 300, .fini = api_env_stop)
+{
+	char old_dir[64], new_dir[64], body[256], want[128], cmd[160];
+	json_t *children;
+	json_int_t id[2];
+
+	make_dir(old_dir, sizeof(old_dir), "old");
+	make_dir(new_dir, sizeof(new_dir), "new");
+	snprintf(env.vsock, sizeof(env.vsock), "%s/v%%u.sock", old_dir);
+	api_env_start(true);
+	cr_assert(is_socket_at(old_dir, "v%u.sock", 0), "VM 0 listens on its own socket");
+	/* A device the parent does not have, then one refused by the device itself. */
+	cr_expect_eq(http("PUT", "/v1/vms/0/fork", "{\"devices\": {\"net\": \"tap:t%u\"}}"),
+		     400, "%s", ans.body);
+	expect_error(400, "has no virtio-net");
+	cr_expect_eq(http("PUT", "/v1/vms/0/fork", "{\"devices\": {\"vsock\": \"/x,cid=2\"}}"),
+		     400, "%s", ans.body);
+	expect_error(400, "refused its argument");
+	cr_assert_eq(http("GET", "/v1/vms", NULL), 200);
+	cr_expect_eq(json_array_size(json_object_get(ans.json, "vms")), 1, "forked: %s", ans.body);
+
+	snprintf(body, sizeof(body), "{\"count\": 2, \"start\": false, "
+		 "\"devices\": {\"vsock\": \"%s/x%%u.sock\"}}", new_dir);
+	cr_assert_eq(http("PUT", "/v1/vms/0/fork", body), 200, "%s", ans.body);
+	children = json_object_get(ans.json, "children");
+	cr_assert_eq(json_array_size(children), 2, "%s", ans.body);
+	snprintf(want, sizeof(want), "%s/x%%u.sock", new_dir);
+	for (int i = 0; i < 2; i++) {
+		id[i] = int_of(json_array_get(children, i), "id");
+		cr_expect(is_socket_at(new_dir, "x%u.sock", id[i]), "clone %lld at its new path",
+			  (long long)id[i]);
+		cr_expect(!is_socket_at(old_dir, "v%u.sock", id[i]), "clone %lld on the parent's",
+			  (long long)id[i]);
+		expect_snapshot_arg(id[i], want);
+	}
+	cr_expect(is_socket_at(old_dir, "v%u.sock", 0), "the parent keeps its socket");
+	api_env_stop();
+	env.srv = NULL, env.vmm_up = false;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s %s", old_dir, new_dir);
+	cr_expect_eq(system(cmd), 0);
 }
 
 /* ---- The CLI clients ---- */
