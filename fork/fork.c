@@ -299,7 +299,8 @@ int fork_check_devices(const struct vm *parent, const struct device_config *devi
 		if (!devices->args[i])
 			continue;
 		if (!t || !t->rebind || !vm_device_arg(parent, i)) {
-			pr_err("fork: device %u is not one the parent has on and clones can rebind", i);
+			pr_err("fork: %s is not a device the parent has on and clones can rebind",
+			       t ? t->name : "(beyond the device table)");
 			return -EINVAL;
 		}
 		if (strlen(devices->args[i]) >= DEVICE_ARG_MAX)
