@@ -94,18 +94,22 @@ static bool announced(int fd, char *mac, size_t len)
 	return false;
 }
 
+/*
+ * Three clones: two on the TAPs the template's %u names (vmtap1, vmtap2), and
+ * one a later fork request put on a TAP of its own choosing (vmother), each
+ * answering pings from a MAC of its own.
+ */
 Test(linux_net, clones_answer_pings_with_their_own_macs, .timeout = 600)
 {
+	static const char *const taps[] = { "vmtap0", "vmtap1", "vmtap2", "vmother" };
 	const char *extra[] = { "--net", "tap:vmtap%u", NULL };
-	char *kernel = linux_small_kernel(), *out, cli[4096], macs[3][32], tap[16], announce[32] = "";
+	char *kernel = linux_small_kernel(), *out, cli[4096], macs[4][32], announce[32] = "";
 	struct linux_vm vm;
 	int arp;
 
 	cr_assert_eq(unshare(CLONE_NEWNET), 0, "a network namespace of the test's own");
-	for (unsigned i = 0; i < 3; i++) {
-		snprintf(tap, sizeof(tap), "vmtap%u", i);
-		sh("ip tuntap add dev %s mode tap", tap);
-	}
+	for (unsigned i = 0; i < 4; i++)
+		sh("ip tuntap add dev %s mode tap", taps[i]);
 	linux_start(&vm, kernel, net_init, NULL, extra);
 	out = linux_wait_for(&vm, vm.console, net_ready, 240);
 	cr_assert(net_ready(out), "the guest's network never came up:\n%s",
@@ -117,17 +121,17 @@ Test(linux_net, clones_answer_pings_with_their_own_macs, .timeout = 600)
 	cr_expect(announced(arp, announce, sizeof(announce)), "clone 1 sent no gratuitous ARP");
 	close(arp);
 	linux_cli(&vm, "resume", cli, sizeof(cli), NULL);
-	for (unsigned i = 0; i < 3; i++) {
-		snprintf(tap, sizeof(tap), "vmtap%u", i);
-		mac_behind(tap, macs[i], sizeof(macs[i]));
-		cr_log_info("VM %u answers from %s", i, macs[i]);
+	linux_cli(&vm, "fork", cli, sizeof(cli), "--device", "net=tap:vmother", NULL);
+	for (unsigned i = 0; i < 4; i++) {
+		mac_behind(taps[i], macs[i], sizeof(macs[i]));
+		cr_log_info("VM %u answers on %s from %s", i, taps[i], macs[i]);
 	}
 	linux_stop(&vm);
 	cr_expect_str_eq(announce, macs[1], "clone 1 announced %s, and answers from %s", announce,
 			 macs[1]);
-	for (unsigned i = 0; i < 3; i++) {
-		cr_expect(strlen(macs[i]) == 17, "VM %u: no MAC answered", i);
-		for (unsigned j = i + 1; j < 3; j++)
+	for (unsigned i = 0; i < 4; i++) {
+		cr_expect(strlen(macs[i]) == 17, "VM %u: no MAC answered on %s", i, taps[i]);
+		for (unsigned j = i + 1; j < 4; j++)
 			cr_expect(strcmp(macs[i], macs[j]), "VMs %u and %u answer from one MAC %s", i, j,
 				  macs[i]);
 	}

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/device.h"
 #include "core/parse.h"
 #include "fork/fork.h"
 #include "tools/api_client.h"
@@ -37,6 +38,8 @@ struct api_opts {
 	uint64_t id;
 	bool have_id, paused, json, processes;
 	unsigned count;
+	unsigned ndev;               /* --device OPTION=ARG, in the order given */
+	char *dev[DEVICE_MAX];
 };
 
 static const struct api_cmd fork_cmd = {
@@ -62,13 +65,17 @@ static void usage(const struct api_cmd *cmd, FILE *out)
 {
 	fprintf(out, "usage: vm-fork %s --api PATH %s%s[--json]\n\n%s\n\n", cmd->name,
 		cmd->needs_id ? "--id ID " : "[--id ID] ",
-		cmd->fork_opts ? "[--count N] [--paused] [--processes] " : "", cmd->what);
+		cmd->fork_opts ? "[--count N] [--paused] [--processes] [--device OPT=ARG]... " : "",
+		cmd->what);
 	fprintf(out, "  -a, --api PATH   the VMM's control socket\n");
 	if (cmd->fork_opts)
 		fprintf(out, "  -i, --id ID      the VM to fork (default 0, the first booted VM)\n"
 			"  -n, --count N    how many clones, 1 to %d (default 1)\n"
 			"      --paused     leave the clones paused ('vm-fork resume' starts them)\n"
-			"      --processes  run each clone in a process of its own (prints its pid)\n",
+			"      --processes  run each clone in a process of its own (prints its pid)\n"
+			"      --device OPT=ARG  the clones' own backend for a device the VM has on,\n"
+			"                   in place of its own: net=tap:NAME, vsock=PATH (%%u: the\n"
+			"                   clone's id); repeat for more devices\n",
 			FORK_MAX_COUNT);
 	else
 		fprintf(out, "  -i, --id ID      the VM%s\n", cmd->needs_id ? "" : " (default: all)");
@@ -104,14 +111,20 @@ static int parse_id(const char *s, uint64_t *id)
 
 static int parse_one(const struct api_cmd *cmd, int c, struct api_opts *o)
 {
-	if ((c == 'n' || c == 'P' || c == 'R') && !cmd->fork_opts)
-		return bad_usage(cmd, "%s",
-				 "--count, --paused and --processes are options of 'vm-fork fork'");
+	if ((c == 'n' || c == 'P' || c == 'R' || c == 'D') && !cmd->fork_opts)
+		return bad_usage(cmd, "%s", "--count, --paused, --processes and --device are options "
+				 "of 'vm-fork fork'");
 	switch (c) {
 	case 'a': o->socket = optarg; return 0;
 	case 'j': o->json = true; return 0;
 	case 'P': o->paused = true; return 0;
 	case 'R': o->processes = true; return 0;
+	case 'D':
+		if (!strchr(optarg, '=') || optarg == strchr(optarg, '=') || o->ndev >= DEVICE_MAX)
+			return bad_usage(cmd, "--device '%s': give OPTION=ARGUMENT, e.g. net=tap:vm%%u",
+					 optarg);
+		o->dev[o->ndev++] = optarg;
+		return 0;
 	case 'i':
 		o->have_id = true;
 		if (parse_id(optarg, &o->id))
@@ -133,7 +146,7 @@ static int parse_args(const struct api_cmd *cmd, int argc, char **argv, struct a
 		{ "api", required_argument, NULL, 'a' }, { "id", required_argument, NULL, 'i' },
 		{ "count", required_argument, NULL, 'n' }, { "paused", no_argument, NULL, 'P' },
 		{ "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' },
-		{ "processes", no_argument, NULL, 'R' },
+		{ "processes", no_argument, NULL, 'R' }, { "device", required_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, ret;
@@ -264,10 +277,33 @@ static void print_answer(const struct api_cmd *cmd, const struct api_opts *o, js
 
 /* ---- The commands ---- */
 
+/* The fork request: {"count", "start", "processes", "devices": {OPTION: ARG}} (malloc'd). */
+static char *fork_body(const struct api_opts *o)
+{
+	json_t *req = json_pack("{s:I, s:b}", "count", (json_int_t)o->count, "start", !o->paused);
+	json_t *devices = o->ndev ? json_object() : NULL;
+	char *body;
+
+	if (req && o->processes)
+		json_object_set_new(req, "processes", json_true());
+	for (unsigned i = 0; devices && i < o->ndev; i++) {
+		char *eq = strchr(o->dev[i], '=');
+
+		*eq = '\0';
+		json_object_set_new(devices, o->dev[i], json_string(eq + 1));
+		*eq = '=';
+	}
+	if (req && devices)
+		json_object_set_new(req, "devices", devices);
+	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	return body;
+}
+
 static int api_main(const struct api_cmd *cmd, int argc, char **argv)
 {
 	struct api_opts o = { .count = 1 };
-	char path[128], body[96] = "";
+	char path[128], *body = NULL;
 	struct reply r;
 	json_t *ans;
 	int ret = parse_args(cmd, argc, argv, &o);
@@ -280,10 +316,13 @@ static int api_main(const struct api_cmd *cmd, int argc, char **argv)
 		snprintf(path, sizeof(path), "/v1/vms/%" PRIu64, o.id);
 	else
 		snprintf(path, sizeof(path), "/v1/vms");
-	if (cmd->fork_opts)
-		snprintf(body, sizeof(body), "{\"count\": %u, \"start\": %s%s}", o.count,
-			 o.paused ? "false" : "true", o.processes ? ", \"processes\": true" : "");
-	if (api_request(cmd->name, o.socket, cmd->method, path, body, &r) < 0)
+	if (cmd->fork_opts && !(body = fork_body(&o))) {
+		fprintf(stderr, "vm-fork %s: out of memory\n", cmd->name);
+		return CLI_EXIT_ERROR;
+	}
+	ret = api_request(cmd->name, o.socket, cmd->method, path, body ? body : "", &r);
+	free(body);
+	if (ret < 0)
 		return CLI_EXIT_ERROR;
 	ans = parse_reply(cmd->name, &r);
 	if (ans && o.json)
