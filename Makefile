@@ -77,7 +77,7 @@ $(BENCH): $(BENCH_OBJS) $(LIB)
 $(INITRAMFS): tools/make-initramfs.sh
 	$(Q)tools/make-initramfs.sh $@
 
-$(BUILD)/linux/%: guest/linux/%.c
+$(BUILD)/linux/%: guest/linux/%.c guest/linux/vsock_util.h
 	@mkdir -p $(@D)
 	$(Q)$(CC) -static -O2 -Wall -Wextra $< -o $@
 

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -169,4 +171,33 @@ void linux_stop(struct linux_vm *vm)
 		linux_console_path(vm, id, path, sizeof(path));
 		unlink(path);
 	}
+}
+
+const char *linux_tail(const char *out)
+{
+	size_t n = strlen(out);
+
+	return out + (n > 3000 ? n - 3000 : 0);
+}
+
+int linux_unix_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = harness_wait_s(120) };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect %s", path);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+void linux_read_line(int fd, char *buf, size_t size)
+{
+	size_t n = 0;
+	char c;
+
+	while (n + 1 < size && read(fd, &c, 1) == 1 && c != '\n')
+		buf[n++] = c;
+	buf[n] = '\0';
 }

@@ -43,5 +43,11 @@ int linux_wait_exit(struct linux_vm *vm, unsigned secs);
 void linux_cli(struct linux_vm *vm, const char *cmd, char *out, size_t len, ...);
 /* Stop the VMM and remove its files. */
 void linux_stop(struct linux_vm *vm);
+/* The last 3000 characters of a console, for messages. */
+const char *linux_tail(const char *out);
+/* A client of a Unix socket (a VM's vsock PATH), reads timing out after the harness's wait. */
+int linux_unix_connect(const char *path);
+/* One line (without its '\n'), or "" on EOF, error or timeout. */
+void linux_read_line(int fd, char *buf, size_t size);
 
 #endif

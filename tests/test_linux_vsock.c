@@ -35,14 +35,6 @@ static const char echo_init[] =
 	"/bin/vsock-echo 1234 &\n"
 	"while :; do sleep 10; done\n";
 
-/* The last 3000 characters of a console, for messages. */
-static const char *tail(const char *out)
-{
-	size_t n = strlen(out);
-
-	return out + (n > 3000 ? n - 3000 : 0);
-}
-
 static bool listening(const char *out)
 {
 	return strstr(out, "vsock-echo: listening") || strstr(out, "vsock-echo: cannot");
@@ -65,29 +57,6 @@ static void sock_path(const struct vsock_vm *v, unsigned id, char *out, size_t l
 	snprintf(out, len, "%s/v%u.sock", v->dir, id);
 }
 
-static int unix_connect(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = harness_wait_s(120) };
-	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect %s", path);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	return fd;
-}
-
-/* One line (without its '\n'), or "" on EOF, error or timeout. */
-static void read_line(int fd, char *buf, size_t size)
-{
-	size_t n = 0;
-	char c;
-
-	while (n + 1 < size && read(fd, &c, 1) == 1 && c != '\n')
-		buf[n++] = c;
-	buf[n] = '\0';
-}
-
 struct answer {
 	unsigned cid, host_port;
 	char rnd[17];
@@ -100,11 +69,11 @@ static int ask(const struct vsock_vm *vm, unsigned id, struct answer *a)
 	int fd;
 
 	sock_path(vm, id, path, sizeof(path));
-	fd = unix_connect(path);
+	fd = linux_unix_connect(path);
 	cr_assert_eq(write(fd, "CONNECT 1234\n", 13), 13);
-	read_line(fd, line, sizeof(line));
+	linux_read_line(fd, line, sizeof(line));
 	cr_assert_eq(sscanf(line, "OK %u", &a->host_port), 1, "VM %u: '%s' to CONNECT", id, line);
-	read_line(fd, line, sizeof(line));
+	linux_read_line(fd, line, sizeof(line));
 	cr_assert_eq(sscanf(line, "cid=%u rnd=%16[0-9a-f]", &a->cid, a->rnd), 2,
 		     "VM %u: the server said '%s'", id, line);
 	return fd;
@@ -115,7 +84,7 @@ static void expect_echo(int fd, const char *text, unsigned id)
 	char line[128];
 
 	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	read_line(fd, line, sizeof(line));
+	linux_read_line(fd, line, sizeof(line));
 	cr_expect_eq(strncmp(line, text, strlen(text) - 1), 0, "VM %u echoed '%s'", id, line);
 }
 
@@ -133,7 +102,7 @@ static void boot(struct vsock_vm *v, const char *kernel)
 	free(echo);
 	out = linux_wait_for(&v->vm, v->vm.console, listening, 240);
 	cr_assert(strstr(out, "vsock-echo: listening on port 1234, cid 3"),
-		  "the guest's server is not up; its console ends:\n%s", tail(out));
+		  "the guest's server is not up; its console ends:\n%s", linux_tail(out));
 	free(out);
 }
 
@@ -166,7 +135,7 @@ static unsigned reset_port(struct vsock_vm *v, unsigned id)
 	out = linux_wait_for(&v->vm, path, reset_seen, 120);
 	line = strstr(out, "vsock-echo: peer ");
 	cr_expect(line && reset_seen(out) && sscanf(line, "vsock-echo: peer %u", &port) == 1,
-		  "clone %u: no reset of the old connection:\n%s", id, tail(out));
+		  "clone %u: no reset of the old connection:\n%s", id, linux_tail(out));
 	free(out);
 	return port;
 }
@@ -210,7 +179,7 @@ Test(linux_vsock, sixteen_clones_answer_for_themselves, .timeout = 900)
 	close(fd);
 	cr_expect_eq(same_random(answers, NCLONES + 2), 0, "two answers drew the same random bytes");
 	out = linux_slurp(v.vm.console);
-	cr_expect(!reset_seen(out), "the parent's connection was reset:\n%s", tail(out));
+	cr_expect(!reset_seen(out), "the parent's connection was reset:\n%s", linux_tail(out));
 	free(out);
 	close(open_fd);
 	free(kernel);
@@ -251,7 +220,7 @@ static void *serve_once(void *arg)
 
 	if (fd < 0)
 		return NULL;
-	read_line(fd, line, sizeof(line));
+	linux_read_line(fd, line, sizeof(line));
 	if (!strcmp(line, "hello host") && write(fd, "hello guest\n", 12) != 12)
 		line[0] = '\0';
 	close(fd);
@@ -278,8 +247,8 @@ Test(linux_vsock, guest_reaches_host_socket, .timeout = 600)
 	linux_start_files(&v.vm, kernel, client_init, files, NULL, extra);
 	free(echo);
 	out = linux_wait_for(&v.vm, v.vm.console, client_done, 240);
-	cr_expect(strstr(out, "vsock-echo: host 5000 said: hello guest"), "%s", tail(out));
-	cr_expect(strstr(out, "vsock-echo: connect 5001: Connection reset by peer"), "%s", tail(out));
+	cr_expect(strstr(out, "vsock-echo: host 5000 said: hello guest"), "%s", linux_tail(out));
+	cr_expect(strstr(out, "vsock-echo: connect 5001: Connection reset by peer"), "%s", linux_tail(out));
 	cr_expect_eq(linux_wait_exit(&v.vm, 60), 0);
 	shutdown(svc, SHUT_RDWR);
 	pthread_join(t, NULL);

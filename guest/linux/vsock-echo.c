@@ -25,30 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static unsigned local_cid(void)
-{
-	unsigned cid = 0;
-	int fd = open("/dev/vsock", O_RDONLY);
-
-	if (fd < 0 || ioctl(fd, IOCTL_VM_SOCKETS_GET_LOCAL_CID, &cid) < 0)
-		cid = 0;
-	if (fd >= 0)
-		close(fd);
-	return cid;
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
+#include "vsock_util.h"
 
 static void serve(int fd, unsigned peer_port)
 {
