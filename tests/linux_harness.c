@@ -201,3 +201,11 @@ void linux_read_line(int fd, char *buf, size_t size)
 		buf[n++] = c;
 	buf[n] = '\0';
 }
+
+const char linux_fn_init[] =
+	"#!/bin/busybox sh\n"
+	"/bin/busybox --install -s /bin\n"
+	"mount -t proc proc /proc\n"
+	"mount -t devtmpfs dev /dev\n"
+	"/bin/fn-words 8080 &\n"
+	"while :; do sleep 10; done\n";

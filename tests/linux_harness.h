@@ -43,6 +43,8 @@ int linux_wait_exit(struct linux_vm *vm, unsigned secs);
 void linux_cli(struct linux_vm *vm, const char *cmd, char *out, size_t len, ...);
 /* Stop the VMM and remove its files. */
 void linux_stop(struct linux_vm *vm);
+/* An init running the example function (guest/linux/fn-words.c, in /bin) on vsock port 8080. */
+extern const char linux_fn_init[];
 /* The last 3000 characters of a console, for messages. */
 const char *linux_tail(const char *out);
 /* A client of a Unix socket (a VM's vsock PATH), reads timing out after the harness's wait. */

@@ -6,7 +6,6 @@
  * request alone.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -14,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/process_stats.h"
 #include "core/layout.h"
 #include "fork/vmm.h"
 #include "server/invoke.h"
@@ -23,31 +23,11 @@
 
 #define RUNS 12
 
-static const char fn_init[] =
-	"#!/bin/busybox sh\n"
-	"/bin/busybox --install -s /bin\n"
-	"mount -t proc proc /proc\n"
-	"mount -t devtmpfs dev /dev\n"
-	"/bin/fn-words 8080 &\n"
-	"while :; do sleep 10; done\n";
-
 struct template {
 	struct vmm vmm;
 	struct vm *vm;
 	char dir[40], console[80], initrd[80];
 };
-
-static unsigned open_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	unsigned n = 0;
-
-	while (d && readdir(d))
-		n++;
-	if (d)
-		closedir(d);
-	return n;
-}
 
 static bool listening(const char *out)
 {
@@ -70,7 +50,7 @@ static void boot_template(struct template *t)
 	snprintf(t->initrd, sizeof(t->initrd), "%s/fn.cpio.gz", t->dir);
 	snprintf(script, sizeof(script), "%s/init", t->dir);
 	f = fopen(script, "w");
-	cr_assert(f && fputs(fn_init, f) >= 0 && fclose(f) == 0);
+	cr_assert(f && fputs(linux_fn_init, f) >= 0 && fclose(f) == 0);
 	snprintf(cmd, sizeof(cmd), "%s/tools/make-initramfs.sh %s %s %s", VMFORK_SRC_DIR, t->initrd,
 		 script, harness_build_path("linux/fn-words"));
 	cr_assert_eq(system(cmd), 0, "%s", cmd);
@@ -158,9 +138,9 @@ Test(invoke, each_request_in_a_fresh_clone, .timeout = 900)
 		free(r.answer);
 		cr_expect_eq(vms(&t), 1, "run %u left its clone behind", i);
 		if (i == 1)
-			fds = open_fds();
+			fds = process_open_fds();
 	}
-	cr_expect_eq(open_fds(), fds, "invocations leave fds behind");
+	cr_expect_eq(process_open_fds(), fds, "invocations leave fds behind");
 	destroy_template(&t);
 }
 

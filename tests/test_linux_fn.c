@@ -17,14 +17,6 @@
 
 #define NCLONES 4
 
-static const char fn_init[] =
-	"#!/bin/busybox sh\n"
-	"/bin/busybox --install -s /bin\n"
-	"mount -t proc proc /proc\n"
-	"mount -t devtmpfs dev /dev\n"
-	"/bin/fn-words 8080 &\n"
-	"while :; do sleep 10; done\n";
-
 static bool listening(const char *out)
 {
 	return strstr(out, "fn-words: listening") || strstr(out, "fn-words: cannot");
@@ -76,7 +68,7 @@ Test(linux_fn, clones_answer_requests_for_themselves, .timeout = 600)
 
 	cr_assert(mkdtemp(dir));
 	snprintf(arg, sizeof(arg), "%s/v%%u.sock", dir);
-	linux_start_files(&vm, kernel, fn_init, files, NULL, extra);
+	linux_start_files(&vm, kernel, linux_fn_init, files, NULL, extra);
 	out = linux_wait_for(&vm, vm.console, listening, 240);
 	cr_assert(strstr(out, "fn-words: listening"), "the function is not up:\n%s", linux_tail(out));
 	free(out);

@@ -7,7 +7,6 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
@@ -19,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/process_stats.h"
 #include "core/layout.h"
 #include "devices/virtio_net.h"
 #include "devices/virtqueue.h"
@@ -376,29 +376,17 @@ Test(virtio_net, rebind_gives_a_clone_its_own_tap_and_mac)
 	vdrv_free(&parent);
 }
 
-static unsigned open_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	unsigned n = 0;
-
-	while (d && readdir(d))
-		n++;
-	if (d)
-		closedir(d);
-	return n;
-}
-
 Test(virtio_net, destroy_leaves_no_fd)
 {
 	struct vdrv d;
 	unsigned before;
 
 	own_netns();
-	before = open_fds();
+	before = process_open_fds();
 	for (unsigned i = 0; i < 100; i++) {
 		vdrv_make(&d, &virtio_net_device, VIRTIO_NET_SLOT, i);
 		net_up(&d, "tap:vmfn%u", NULL);
 		vdrv_free(&d);
 	}
-	cr_expect_eq(open_fds(), before);
+	cr_expect_eq(process_open_fds(), before);
 }

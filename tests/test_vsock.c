@@ -8,7 +8,6 @@
  * while the parent's go on. Then hostile chains, and no fd left behind.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -20,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/process_stats.h"
 #include "core/bus.h"
 #include "core/layout.h"
 #include "core/memory.h"
@@ -286,18 +286,6 @@ static void exchange(struct vm *vm, int fd, uint32_t port, const char *out, cons
 	expect_read(fd, back);
 }
 
-static unsigned open_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	unsigned n = 0;
-
-	while (d && readdir(d))
-		n++;
-	if (d)
-		closedir(d);
-	return n;
-}
-
 static void setup(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -553,7 +541,7 @@ T(hostile_chains)
 /* Destroy stops the thread and closes everything: the listener, epoll, eventfd, connections. */
 T(destroy_leaves_no_fd_and_no_socket_file)
 {
-	unsigned before = open_fds();
+	unsigned before = process_open_fds();
 	char path[128];
 	uint32_t port;
 	int fd;
@@ -564,5 +552,5 @@ T(destroy_leaves_no_fd_and_no_socket_file)
 	free_vm(&parent);
 	cr_expect_eq(access(path, F_OK), -1, "the socket file is gone");
 	close(fd);
-	cr_expect_eq(open_fds(), before);
+	cr_expect_eq(process_open_fds(), before);
 }
