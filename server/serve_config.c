@@ -12,6 +12,7 @@
 
 #define DEFAULT_MEM        (256ULL << 20)
 #define DEFAULT_TIMEOUT_MS 10000
+#define DEFAULT_READY_MS   120000
 #define MAX_TIMEOUT_MS     600000
 #define DEFAULT_ANSWER     (1u << 20)
 #define MAX_ANSWER         (64u << 20)
@@ -160,13 +161,14 @@ static int read_template(struct reader *r, json_t *obj, struct serve_function *f
 static int read_function(struct reader *r, const char *name, json_t *obj, struct serve_function *f)
 {
 	static const char *const keys[] = { "kernel", "initrd", "cmdline", "mem", "cpus", "snapshot",
-					     "vsock", "port", "ready_port", "timeout_ms",
+					     "vsock", "port", "ready_port", "ready_timeout_ms", "timeout_ms",
 					     "max_answer", "pool", NULL };
 	unsigned answer = DEFAULT_ANSWER;
 	size_t at = strlen(r->where);
 	int ret;
 
-	*f = (struct serve_function){ .mem = DEFAULT_MEM, .cpus = 1, .timeout_ms = DEFAULT_TIMEOUT_MS };
+	*f = (struct serve_function){ .mem = DEFAULT_MEM, .cpus = 1, .timeout_ms = DEFAULT_TIMEOUT_MS,
+				      .ready_timeout_ms = DEFAULT_READY_MS };
 	if (!*name || strlen(name) >= SERVE_NAME_MAX || strspn(name, "abcdefghijklmnopqrstuvwxyz"
 							      "0123456789_-") != strlen(name))
 		return fail(r, name, "a function's name is 1 to %d of a-z, 0-9, _ and -",
@@ -180,12 +182,18 @@ static int read_function(struct reader *r, const char *name, json_t *obj, struct
 		ret = read_template(r, obj, f);
 	if (!ret)
 		ret = get_string(r, obj, "vsock", true, &f->vsock);
+	if (!ret && !strstr(f->vsock, "%u"))
+		ret = fail(r, "vsock", "needs \"%%u\" (the clone's id): each clone has its own socket");
 	if (!ret && !json_object_get(obj, "port"))
 		ret = fail(r, "port", "missing: the guest's port the function listens on");
 	if (!ret)
 		ret = get_uint(r, obj, "port", 1, UINT32_MAX - 1, &f->port);
 	if (!ret)
 		ret = get_uint(r, obj, "ready_port", 1, UINT32_MAX - 1, &f->ready_port);
+	if (!ret && f->kernel && !f->ready_port)
+		ret = fail(r, "ready_port", "missing: the host port the guest connects to when ready");
+	if (!ret)
+		ret = get_uint(r, obj, "ready_timeout_ms", 1, MAX_TIMEOUT_MS, &f->ready_timeout_ms);
 	if (!ret)
 		ret = get_uint(r, obj, "timeout_ms", 1, MAX_TIMEOUT_MS, &f->timeout_ms);
 	if (!ret)

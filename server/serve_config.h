@@ -9,12 +9,14 @@
  *         "cmdline": "console=ttyS0 quiet", "mem": "256M", "cpus": 1,
  *         or "snapshot": "DIR" (instead of kernel, initrd, cmdline, mem, cpus),
  *         "vsock": "/run/words%u.sock", "port": 8080, "ready_port": 9,
+ *         "ready_timeout_ms": 120000,
  *         "timeout_ms": 10000, "max_answer": 1048576,
  *         "pool": { "min_warm": 2, "max_warm": 8, "max_concurrent": 32,
  *                   "mem_limit": "128M", "cpu_limit": 0.5 } } } }
  *
  * A function is a template: booted from its kernel until its guest
- * connects to the host's vsock port ready_port, or restored from a
+ * connects to the host's vsock port ready_port (a connection to
+ * PATH_<ready_port>, docs/guest-abi.md), or restored from a
  * snapshot, then paused; each invocation is a clone of it. Every key is
  * checked, unknown ones too (a typo is an error, not a default), and an
  * error names the key: "functions.words.port: ...".
@@ -43,7 +45,8 @@ struct serve_function {
 	unsigned cpus;
 	char *vsock;                     /* the template's --vsock PATH (%u: clone id) */
 	unsigned port;                   /* the guest's function port */
-	unsigned ready_port;             /* 0: ready once the function's port answers */
+	unsigned ready_port;             /* a booted template is ready when its guest connects here */
+	unsigned ready_timeout_ms;       /* ... within this long after it starts */
 	unsigned timeout_ms;             /* for an invocation's answer */
 	size_t max_answer;               /* bytes */
 	struct serve_pool pool;

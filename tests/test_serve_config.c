@@ -51,26 +51,30 @@ Test(serve_config, errors_name_the_key)
 		{ "{\"functions\": {\"f\": {}}}", "api: missing" },
 		{ "{\"api\": \"a\", \"functions\": {}}", "functions: an object of 1 to" },
 		{ "{\"api\": \"a\", \"functions\": {\"Bad Name\": {}}}", "functions.Bad Name: a function's name" },
-		{ "{\"api\": \"a\", \"functions\": {\"f\": {\"vsock\": \"v\", \"port\": 1}}}",
+		{ "{\"api\": \"a\", \"functions\": {\"f\": {\"vsock\": \"v%u\", \"port\": 1, \"ready_port\": 9}}}",
 		  "functions.f: give either \"kernel\"" },
 		{ "{\"api\": \"a\", \"functions\": {\"f\": {\"kernel\": \"k\", \"snapshot\": \"s\", "
-		  "\"vsock\": \"v\", \"port\": 1}}}", "functions.f: give either" },
+		  "\"vsock\": \"v%u\", \"port\": 1, \"ready_port\": 9}}}", "functions.f: give either" },
 		{ "{\"api\": \"a\", \"functions\": {\"f\": {\"snapshot\": \"s\", \"mem\": \"1G\", "
-		  "\"vsock\": \"v\", \"port\": 1}}}", "functions.f.mem: goes with \"kernel\"" },
+		  "\"vsock\": \"v%u\", \"port\": 1, \"ready_port\": 9}}}", "functions.f.mem: goes with \"kernel\"" },
 		{ "{\"api\": \"a\", \"functions\": {\"f\": {\"kernel\": \"k\", \"port\": 1}}}",
 		  "functions.f.vsock: missing" },
-		{ "{\"api\": \"a\", \"functions\": {\"f\": {\"kernel\": \"k\", \"vsock\": \"v\"}}}",
+		{ "{\"api\": \"a\", \"functions\": {\"f\": {\"kernel\": \"k\", \"vsock\": \"v%u\"}}}",
 		  "functions.f.port: missing" },
-		{ "{\"api\": \"a\", \"functions\": {\"f\": {\"kernel\": \"k\", \"vsock\": \"v\", \"port\": 0}}}",
+		{ "{\"api\": \"a\", \"functions\": {\"f\": {\"kernel\": \"k\", \"vsock\": \"v%u\", \"port\": 0}}}",
 		  "functions.f.port: an integer from 1" },
-		{ "{\"api\": \"a\", \"functions\": {\"f\": {\"kernel\": \"k\", \"vsock\": \"v\", \"port\": 1, "
+		{ "{\"api\": \"a\", \"functions\": {\"f\": {\"kernel\": \"k\", \"vsock\": \"v%u\", \"port\": 1, \"ready_port\": 9, "
 		  "\"mem\": \"lots\"}}}", "functions.f.mem: a size" },
-		{ "{\"api\": \"a\", \"functions\": {\"f\": {\"kernel\": \"k\", \"vsock\": \"v\", \"port\": 1, "
+		{ "{\"api\": \"a\", \"functions\": {\"f\": {\"kernel\": \"k\", \"vsock\": \"v%u\", \"port\": 1, \"ready_port\": 9, "
 		  "\"pool\": {\"min_warm\": 9, \"max_warm\": 2}}}}", "functions.f.pool.min_warm: 9 is more" },
-		{ "{\"api\": \"a\", \"functions\": {\"f\": {\"kernel\": \"k\", \"vsock\": \"v\", \"port\": 1, "
+		{ "{\"api\": \"a\", \"functions\": {\"f\": {\"kernel\": \"k\", \"vsock\": \"v%u\", \"port\": 1, \"ready_port\": 9, "
 		  "\"pool\": {\"cpu_limit\": -1}}}}", "functions.f.pool.cpu_limit: a number of CPUs" },
-		{ "{\"api\": \"a\", \"functions\": {\"f\": {\"kernel\": \"k\", \"vsock\": \"v\", \"port\": 1, "
+		{ "{\"api\": \"a\", \"functions\": {\"f\": {\"kernel\": \"k\", \"vsock\": \"v%u\", \"port\": 1, \"ready_port\": 9, "
 		  "\"pool\": {\"typo\": 1}}}}", "functions.f.pool.typo: no such setting" },
+		{ "{\"api\": \"a\", \"functions\": {\"f\": {\"kernel\": \"k\", \"vsock\": \"v\", \"port\": 1}}}",
+		  "functions.f.vsock: needs \"%u\"" },
+		{ "{\"api\": \"a\", \"functions\": {\"f\": {\"kernel\": \"k\", \"vsock\": \"v%u\", \"port\": 1}}}",
+		  "functions.f.ready_port: missing" },
 		{ "{\"api\": \"a\", \"api\": \"b\"}", "duplicate object key" },
 		{ "{\"api\": ", "line 1" },
 	};
