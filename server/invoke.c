@@ -2,9 +2,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
+#include "core/memory.h"
 #include "devices/virtio_vsock.h"
 #include "fork/fork.h"
 #include "fork/vmm.h"
@@ -12,15 +13,7 @@
 #include "server/vsock_call.h"
 #include "vmm/vm.h"
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-/* The clone's own vsock socket, "" when it has no vsock on. */
+/* The VM's own vsock socket, "" when it has no vsock on. */
 static const char *vsock_path(struct vm *vm)
 {
 	int i = device_index(&virtio_vsock_device);
@@ -33,6 +26,7 @@ static int deliver(const struct invoke_request *rq, struct vm *clone, struct inv
 	struct vsock_call call = {
 		.path = vsock_path(clone), .port = rq->port, .body = rq->body, .len = rq->len,
 		.timeout_ms = rq->timeout_ms, .max_answer = rq->max_answer,
+		.delivered_ns = &r->deliver_ns,
 	};
 	uint64_t start = now_ns();
 	int ret;
@@ -40,34 +34,61 @@ static int deliver(const struct invoke_request *rq, struct vm *clone, struct inv
 	if (!*call.path)
 		return -EINVAL;
 	ret = vsock_call(&call, &r->answer, &r->len);
-	r->answer_ns = now_ns() - start;
+	r->answer_ns = now_ns() - start - r->deliver_ns;
 	return ret;
 }
 
-int invoke(const struct invoke_request *rq, struct invoke_result *r)
+static int fork_one(const struct invoke_request *rq, bool start, struct vm **clone)
 {
-	const struct fork_request req = { .count = 1, .start_children = true, .resume_parent = false };
-	struct vmm *vmm = rq->template->vmm;
+	const struct fork_request req = { .count = 1, .start_children = start,
+					  .resume_parent = false, .devices = rq->devices };
 	struct fork_stats st = { 0 };
-	struct vm *clone = NULL;
-	uint64_t start = now_ns();
-	int ret;
 
-	memset(r, 0, sizeof(*r));
 	if (!*vsock_path(rq->template))
 		return -EINVAL;
-	ret = vm_fork(rq->template, &req, &clone, &st);
+	return vm_fork(rq->template, &req, clone, &st);
+}
+
+static uint64_t private_bytes(struct vm *vm)
+{
+	struct mem_ranges pages;
+	uint64_t bytes = 0;
+
+	if (guest_mem_private_ranges(&vm->mem, &pages) < 0)
+		return 0;
+	for (unsigned i = 0; i < pages.n; i++)
+		bytes += pages.r[i].len;
+	mem_ranges_free(&pages);
+	return bytes;
+}
+
+int invoke_fork_paused(const struct invoke_request *rq, struct vm **clone)
+{
+	return fork_one(rq, false, clone);
+}
+
+int invoke(const struct invoke_request *rq, struct vm *clone, struct invoke_result *r)
+{
+	struct vmm *vmm = rq->template->vmm;
+	uint64_t start = now_ns();
+	int ret = clone ? vm_resume(clone) : fork_one(rq, true, &clone);
+
+	memset(r, 0, sizeof(*r));
 	r->fork_ns = now_ns() - start;
-	if (ret < 0) {
+	if (clone)
+		r->clone_id = clone->id;
+	if (!ret)
+		ret = deliver(rq, clone, r);
+	else
 		r->stage_failed = INVOKE_FORK;
-		return ret;
-	}
-	r->clone_id = clone->id;
-	ret = deliver(rq, clone, r);
-	if (ret < 0)
+	if (ret < 0 && !r->stage_failed)
 		r->stage_failed = INVOKE_ANSWER;
-	vmm_put(vmm, clone);
-	if (vmm_remove(vmm, r->clone_id) < 0)
-		pr_warn("invoke: clone %llu could not be removed", (unsigned long long)r->clone_id);
+	if (clone) {
+		if (rq->measure_private)
+			r->private_bytes = private_bytes(clone);
+		vmm_put(vmm, clone);
+		if (vmm_remove(vmm, r->clone_id) < 0)
+			pr_warn("invoke: clone %llu could not be removed", (unsigned long long)r->clone_id);
+	}
 	return ret;
 }

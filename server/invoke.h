@@ -1,43 +1,57 @@
 /*
- * One invocation of a function (the serverless pool): fork the paused
- * template into one clone, deliver the body to the clone's vsock service
- * (server/vsock_call.h), take its answer, and remove the clone whatever
- * happened. A clone serves one request and never another: nothing of one
- * request can reach the next.
+ * One invocation of a function (the serverless pool): a clone of the paused
+ * template, forked for it or taken warm from the pool, runs; the body goes
+ * to the clone's vsock service (server/vsock_call.h); its answer comes back;
+ * the clone is removed whatever happened. A clone serves one request and
+ * never another: nothing of one request can reach the next.
  */
 #ifndef SERVER_INVOKE_H
 #define SERVER_INVOKE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+struct device_config;
 struct vm;
 
 struct invoke_request {
 	struct vm *template;       /* paused, registered in its vmm, with vsock on */
+	const struct device_config *devices; /* each clone's backends (fork_request), or NULL */
 	unsigned port;             /* the guest's function port */
 	const void *body;
 	size_t len;
 	unsigned timeout_ms;
 	size_t max_answer;
+	bool measure_private;      /* count the clone's own pages before it goes */
 };
 
 struct invoke_result {
 	uint64_t clone_id;
 	char *answer;              /* malloc'd, NUL-terminated; NULL on failure */
 	size_t len;
-	uint64_t fork_ns;          /* the fork: the clone runs */
+	uint64_t fork_ns;          /* the fork, or taking a warm clone: the clone runs */
+	uint64_t deliver_ns;       /* from then until the body was sent */
 	uint64_t answer_ns;        /* from then to the answer's end */
+	uint64_t private_bytes;    /* the clone's own pages at its end (measure_private) */
 	int stage_failed;          /* 0, or INVOKE_FORK / INVOKE_ANSWER: where the error came from */
 };
 
 enum { INVOKE_FORK = 1, INVOKE_ANSWER = 2 };
 
 /*
- * 0 with the answer in r, or a negative errno: the fork's (-EDQUOT over the
- * VMM's limits, -EINVAL when the template is not paused or has no vsock) or
- * vsock_call()'s. The clone is gone when it returns.
+ * Fork one paused clone of rq->template for later: returned referenced in
+ * *clone (vmm_put() it). 0 or the fork's errno (-EDQUOT over the VMM's
+ * limits, -EINVAL when the template is not paused or has no vsock).
  */
-int invoke(const struct invoke_request *rq, struct invoke_result *r);
+int invoke_fork_paused(const struct invoke_request *rq, struct vm **clone);
+
+/*
+ * Run the request in clone (from invoke_fork_paused(), or NULL: fork one
+ * now). 0 with the answer in r, or a negative errno: the fork's or
+ * vsock_call()'s. The clone is gone when it returns, and its reference
+ * dropped.
+ */
+int invoke(const struct invoke_request *rq, struct vm *clone, struct invoke_result *r);
 
 #endif

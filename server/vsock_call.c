@@ -12,16 +12,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "server/vsock_call.h"
 
 #define OK_LINE_MAX 32
 
 static int64_t now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)(now_ns() / 1000000);
 }
 
 /* Wait for events on fd until the deadline: 0, or -ETIMEDOUT. */
@@ -153,6 +151,7 @@ static int read_ok(int fd, int64_t deadline)
 
 int vsock_call(const struct vsock_call *c, char **answer, size_t *answer_len)
 {
+	uint64_t start = now_ns();
 	int64_t deadline = now_ms() + c->timeout_ms;
 	char cmd[32];
 	int fd = open_socket(c->path), ret;
@@ -169,6 +168,8 @@ int vsock_call(const struct vsock_call *c, char **answer, size_t *answer_len)
 		ret = send_all(fd, c->body, c->len, deadline);
 	if (!ret && shutdown(fd, SHUT_WR) < 0)
 		ret = -errno;
+	if (!ret && c->delivered_ns)
+		*c->delivered_ns = now_ns() - start;
 	if (!ret)
 		ret = read_to_eof(fd, answer, answer_len, c->max_answer, deadline);
 	if (!ret && !*answer_len)

@@ -8,6 +8,7 @@
 #define SERVER_VSOCK_CALL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct vsock_call {
 	const char *path;         /* the VM's vsock Unix socket */
@@ -16,6 +17,7 @@ struct vsock_call {
 	size_t len;
 	unsigned timeout_ms;      /* for the whole call */
 	size_t max_answer;        /* bytes; more is -EMSGSIZE */
+	uint64_t *delivered_ns;   /* optional: set to the time from the start until the body was sent */
 };
 
 /*
