@@ -8,6 +8,7 @@
 #include <time.h>
 #include <jansson.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include "server/api_call.h"
 
 #define API_MAX_CONNECTIONS 64u
+#define API_MAX_CONNECTIONS_THREADED 1024u /* with an extension: a thread each */
 #define API_IDLE_TIMEOUT_S 10u /* an unfinished request is dropped after this */
 
 struct api_server {
@@ -31,6 +33,8 @@ struct api_server {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	dev_t dev;                  /* the socket file we made: stop removes only that one */
 	ino_t ino;
+	struct api_extension ext;   /* .serve NULL: none */
+	pthread_mutex_t control;    /* with an extension, control requests still go one at a time */
 };
 
 /* One request on the wire: its body as it arrives, then the handler's answer. */
@@ -39,6 +43,8 @@ struct api_request {
 	char *body;
 	size_t len, cap;
 	bool too_big, no_mem;
+	bool extended;              /* the extension serves it */
+	size_t max_body;
 	char allow[64];             /* the Allow header of a 405 */
 };
 
@@ -230,7 +236,7 @@ static void take_body(struct api_request *rq, const char *data, size_t n)
 
 	if (rq->too_big || rq->no_mem)
 		return;
-	if (n > API_MAX_BODY - rq->len) {
+	if (n > rq->max_body - rq->len) {
 		rq->too_big = true;
 		return;
 	}
@@ -249,27 +255,71 @@ static void take_body(struct api_request *rq, const char *data, size_t n)
 	rq->len += n;
 }
 
-static bool declared_too_big(struct MHD_Connection *conn)
+static bool declared_too_big(struct MHD_Connection *conn, size_t max)
 {
 	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 						     MHD_HTTP_HEADER_CONTENT_LENGTH);
 
-	return cl && strtoull(cl, NULL, 10) > API_MAX_BODY;
+	return cl && strtoull(cl, NULL, 10) > max;
+}
+
+static enum MHD_Result send_raw(struct MHD_Connection *conn, struct api_raw_reply *r)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(r->len, r->body,
+								    MHD_RESPMEM_MUST_FREE);
+	enum MHD_Result ret;
+
+	if (!resp) {
+		free(r->body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				r->content_type ? r->content_type : "application/octet-stream");
+	for (unsigned i = 0; i < API_RAW_HEADERS && r->header_names[i]; i++)
+		MHD_add_response_header(resp, r->header_names[i], r->header_values[i]);
+	ret = MHD_queue_response(conn, r->status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* The request's body is in: the extension's or the control routes' answer. */
+static enum MHD_Result answer(struct api_server *s, struct MHD_Connection *conn,
+			      struct api_request *rq, const char *method, const char *url)
+{
+	struct api_raw_reply raw = { .status = MHD_HTTP_INTERNAL_SERVER_ERROR };
+
+	if (rq->too_big) {
+		api_error(&rq->call, MHD_HTTP_CONTENT_TOO_LARGE, "the body is larger than %zu bytes",
+			  rq->max_body);
+	} else if (rq->no_mem) {
+		api_error(&rq->call, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	} else if (rq->extended) {
+		s->ext.serve(s->ext.ctx, method, url, rq->body ? rq->body : "", rq->len, &raw);
+		return send_raw(conn, &raw);
+	} else {
+		pthread_mutex_lock(&s->control);
+		dispatch(rq, method, url);
+		pthread_mutex_unlock(&s->control);
+	}
+	return send_reply(conn, rq);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *data,
 				  size_t *data_size, void **con_cls)
 {
+	struct api_server *s = cls;
 	struct api_request *rq = *con_cls;
 
 	if (!rq) { /* the headers are in; the body, if any, follows */
 		rq = calloc(1, sizeof(*rq));
 		if (!rq)
 			return MHD_NO;
-		rq->call.vmm = ((struct api_server *)cls)->vmm;
+		rq->call.vmm = s->vmm;
 		*con_cls = rq;
-		rq->too_big = declared_too_big(conn);
+		rq->extended = s->ext.serve && s->ext.claims(s->ext.ctx, method, url);
+		rq->max_body = rq->extended ? s->ext.max_body : API_MAX_BODY;
+		rq->too_big = declared_too_big(conn, rq->max_body);
 		if (!rq->too_big) /* else refuse now, before reading it */
 			return MHD_YES;
 	} else if (*data_size) {
@@ -277,14 +327,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*data_size = 0;
 		return MHD_YES;
 	}
-	if (rq->too_big)
-		api_error(&rq->call, MHD_HTTP_CONTENT_TOO_LARGE, "the body is larger than %d bytes",
-			  API_MAX_BODY);
-	else if (rq->no_mem)
-		api_error(&rq->call, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-	else
-		dispatch(rq, method, url);
-	return send_reply(conn, rq);
+	return answer(s, conn, rq, method, url);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -383,12 +426,23 @@ static void remove_socket_file(struct api_server *s)
 
 int api_server_start(struct api_server **out, struct vmm *vmm, const char *socket_path)
 {
+	return api_server_start_extended(out, vmm, socket_path, NULL);
+}
+
+int api_server_start_extended(struct api_server **out, struct vmm *vmm, const char *socket_path,
+			      const struct api_extension *ext)
+{
 	struct api_server *s = calloc(1, sizeof(*s));
+	unsigned flags = ext ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD :
+			       MHD_USE_AUTO_INTERNAL_THREAD;
 	int fd;
 
 	if (!s)
 		return -ENOMEM;
 	s->vmm = vmm;
+	if (ext)
+		s->ext = *ext;
+	pthread_mutex_init(&s->control, NULL);
 	snprintf(s->path, sizeof(s->path), "%s", socket_path);
 	fd = strlen(socket_path) < sizeof(s->path) ? listen_unix(s) : -ENAMETOOLONG;
 	if (fd < 0) {
@@ -397,11 +451,12 @@ int api_server_start(struct api_server **out, struct vmm *vmm, const char *socke
 		return fd;
 	}
 	/* MHD owns fd from here: MHD_stop_daemon() closes it. */
-	s->daemon = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL,
+	s->daemon = MHD_start_daemon(flags | MHD_USE_ERROR_LOG, 0, NULL,
 				     NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
 				     MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
 				     on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
-				     API_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+				     ext ? API_MAX_CONNECTIONS_THREADED : API_MAX_CONNECTIONS,
+				     MHD_OPTION_CONNECTION_TIMEOUT,
 				     API_IDLE_TIMEOUT_S, MHD_OPTION_END);
 	if (!s->daemon) {
 		pr_err("api: cannot start the HTTP server on %s", socket_path);
@@ -437,5 +492,6 @@ void api_server_stop(struct api_server *s)
 	drain(s);
 	MHD_stop_daemon(s->daemon);
 	remove_socket_file(s);
+	pthread_mutex_destroy(&s->control);
 	free(s);
 }

@@ -29,6 +29,9 @@
 #ifndef SERVER_API_H
 #define SERVER_API_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #define API_MAX_BODY (64 * 1024)
 
 struct api_server;
@@ -41,6 +44,31 @@ struct vmm;
  * socket, -ENAMETOOLONG when it does not fit a sockaddr_un.
  */
 int api_server_start(struct api_server **out, struct vmm *vmm, const char *socket_path);
+/*
+ * Routes served beside the control API on the same socket (the functions
+ * and metrics of `vm-fork serve`): raw bodies in and out, and served
+ * concurrently, a thread per connection, while the control routes still go
+ * one at a time.
+ */
+#define API_RAW_HEADERS 2
+struct api_raw_reply {
+	unsigned status;
+	char *body;                 /* malloc'd; the server frees it */
+	size_t len;
+	const char *content_type;   /* NULL: application/octet-stream */
+	const char *header_names[API_RAW_HEADERS];  /* more headers; unused ones NULL */
+	char header_values[API_RAW_HEADERS][128];
+};
+struct api_extension {
+	void *ctx;
+	size_t max_body;            /* bytes of a request's body it takes */
+	bool (*claims)(void *ctx, const char *method, const char *url);
+	void (*serve)(void *ctx, const char *method, const char *url, const char *body,
+		      size_t len, struct api_raw_reply *out);
+};
+/* api_server_start() with ext's routes too (ext is copied; NULL: none). */
+int api_server_start_extended(struct api_server **out, struct vmm *vmm, const char *socket_path,
+			      const struct api_extension *ext);
 /* Finish the request in progress, close every connection, remove the socket file. NULL is ok. */
 void api_server_stop(struct api_server *s);
 
