@@ -27,14 +27,16 @@ GUEST_RT_OBJS := $(patsubst %,$(BUILD)/%.o,$(basename $(GUEST_RT_SRCS)))
 GUEST_NAMES   := $(basename $(notdir $(wildcard guest/*.c)))
 GUESTS        := $(GUEST_NAMES:%=$(BUILD)/guest/%.elf)
 
-.PHONY: all deps demo test test-fast bench guest-kernel check clean
+.PHONY: all deps demo test test-fast bench bench-serve guest-kernel check clean
 # Keep the guest runtime objects: every guest links them.
 .SECONDARY: $(GUEST_RT_OBJS) $(GUESTS:.elf=.o)
 INITRAMFS := $(BUILD)/linux/initramfs.cpio.gz
 GUEST_KERNEL := $(BUILD)/linux/guest-bzImage
 # Static programs for the Linux test guests' initramfs (guest/linux/*.c).
 LINUX_PROGS := $(patsubst guest/linux/%.c,$(BUILD)/linux/%,$(wildcard guest/linux/*.c))
-all: $(TOOL) $(GUESTS) $(TEST_BIN) $(INITRAMFS) $(LINUX_PROGS)
+# The example function of `vm-fork serve` (examples/fn-words): its initramfs.
+FN_EXAMPLE := $(BUILD)/examples/fn-words.cpio.gz
+all: $(TOOL) $(GUESTS) $(TEST_BIN) $(INITRAMFS) $(LINUX_PROGS) $(FN_EXAMPLE)
 
 deps:
 	$(Q)tools/install-deps.sh
@@ -73,9 +75,18 @@ BENCH      := $(BUILD)/vm-fork-bench
 $(BENCH): $(BENCH_OBJS) $(LIB)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lm -o $@
 
+# The serverless pool's load client (make bench-serve): tools/serve_bench/*.c.
+SERVE_BENCH_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard tools/serve_bench/*.c)))
+SERVE_BENCH      := $(BUILD)/vm-fork-serve-bench
+$(SERVE_BENCH): $(SERVE_BENCH_OBJS) $(LIB)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lm -o $@
+
 # A busybox initramfs for the Linux boot tier (tests/test_linux.c).
 $(INITRAMFS): tools/make-initramfs.sh
 	$(Q)tools/make-initramfs.sh $@
+
+$(FN_EXAMPLE): examples/fn-words/init $(BUILD)/linux/fn-words tools/make-initramfs.sh
+	$(Q)tools/make-initramfs.sh $@ examples/fn-words/init $(BUILD)/linux/fn-words
 
 $(BUILD)/linux/%: guest/linux/%.c guest/linux/vsock_util.h
 	@mkdir -p $(@D)

@@ -9,7 +9,7 @@
 #   state    vCPU and VM state, its capture and load, the state file
 #   fork     the fork engine, warm shells, reset, process clones, snapshots on
 #            disk, and the registry of VMs they add clones to
-#   server   the control API
+#   server   the control API and the serverless pool
 #   tools    the CLI and the benchmark
 #   tests    the Criterion tests
 # A lower layer reaches a higher one only through hooks the higher one

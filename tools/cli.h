@@ -70,5 +70,8 @@ int cmd_snapshot(int argc, char **argv);
 void cmd_snapshot_usage(FILE *out);
 int cmd_restore(int argc, char **argv);
 void cmd_restore_usage(FILE *out);
+/* The serverless pool (tools/cmd_serve.c). */
+int cmd_serve(int argc, char **argv);
+void cmd_serve_usage(FILE *out);
 
 #endif

@@ -16,6 +16,8 @@ static const struct cli_command commands[] = {
 	{ "snapshot", "write a running VM's snapshot to a directory (API)", cmd_snapshot,
 	  cmd_snapshot_usage },
 	{ "restore", "start VMs from a snapshot directory", cmd_restore, cmd_restore_usage },
+	{ "serve", "serve functions, each request in a fresh clone (serverless pool)", cmd_serve,
+	  cmd_serve_usage },
 	/* Hidden (no summary): started by a VMM for a process fork (fork/procfork.h). */
 	{ "clone-worker", NULL, cmd_clone_worker, cmd_clone_worker_usage },
 };

@@ -1,0 +1,364 @@
+/*
+ * vm-fork serve end to end (server/fn_server.h): the daemon, started as a
+ * user starts it, serves the example function (examples/fn-words) over its
+ * Unix socket. Invocations at once each get a fresh clone that is gone
+ * afterwards; failures and overload get their statuses and fail alone; fds
+ * and memory come back; SIGTERM stops everything.
+ */
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/harness.h"
+#include "tests/linux_harness.h"
+
+#define RUNS        64
+#define CONCURRENCY 8
+#define MIN_WARM    2
+
+extern char **environ;
+
+static struct {
+	char dir[48], sock[96], cfg[96], log[96];
+	pid_t pid;
+	unsigned timeout_ms;
+} env;
+
+struct answer {
+	long status;
+	char body[32768];           /* GET /metrics fits */
+	size_t len;
+	unsigned long long clone_id;
+	bool retry_after;
+};
+
+static size_t take_body(char *data, size_t size, size_t n, void *opaque)
+{
+	struct answer *a = opaque;
+	size_t room = sizeof(a->body) - 1 - a->len, take = size * n < room ? size * n : room;
+
+	memcpy(a->body + a->len, data, take);
+	a->len += take;
+	a->body[a->len] = '\0';
+	return size * n;
+}
+
+static size_t take_header(char *data, size_t size, size_t n, void *opaque)
+{
+	struct answer *a = opaque;
+
+	if (!strncasecmp(data, "X-Clone-Id:", 11))
+		a->clone_id = strtoull(data + 11, NULL, 10);
+	if (!strncasecmp(data, "Retry-After:", 12))
+		a->retry_after = true;
+	return size * n;
+}
+
+/* One request to the daemon; a status of 0: no answer (curl's error in body). */
+static void http(const char *method, const char *path, const char *body, struct answer *a)
+{
+	CURL *curl = curl_easy_init();
+	char url[256];
+	CURLcode rc;
+
+	memset(a, 0, sizeof(*a));
+	snprintf(url, sizeof(url), "http://localhost%s", path);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, env.sock);
+	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+	if (body)
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, take_body);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, a);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, take_header);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, a);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)harness_wait_s(60));
+	rc = curl_easy_perform(curl);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &a->status);
+	else
+		snprintf(a->body, sizeof(a->body), "%s", curl_easy_strerror(rc));
+	curl_easy_cleanup(curl);
+}
+
+static void write_config(void)
+{
+	char *kernel = linux_small_kernel();
+	FILE *f = fopen(env.cfg, "w");
+
+	cr_assert(f);
+	fprintf(f, "{ \"api\": \"%s\", \"functions\": { \"words\": {\n"
+		"  \"kernel\": \"%s\", \"initrd\": \"%s\", \"mem\": \"256M\",\n"
+		"  \"cmdline\": \"console=ttyS0 reboot=k panic=-1 i8042.noaux initcall_blacklist=cmos_init quiet\",\n"
+		"  \"vsock\": \"%s/w%%u.sock\", \"port\": 8080, \"ready_port\": 9,\n"
+		"  \"timeout_ms\": %u, \"ready_timeout_ms\": %u, \"max_answer\": 4096,\n"
+		"  \"pool\": { \"min_warm\": %u, \"max_warm\": 16, \"max_concurrent\": %u } } } }\n",
+		env.sock, kernel, harness_build_path("examples/fn-words.cpio.gz"), env.dir,
+		env.timeout_ms, harness_wait_s(120) * 1000, MIN_WARM, CONCURRENCY);
+	cr_assert_eq(fclose(f), 0);
+	free(kernel);
+}
+
+/* GET /v1/functions: the words function's figure named key. */
+static long long pool_figure(const char *key)
+{
+	struct answer a;
+	json_t *j, *v;
+	long long n = -1;
+
+	http("GET", "/v1/functions", NULL, &a);
+	j = a.status == 200 ? json_loads(a.body, 0, NULL) : NULL;
+	v = json_object_get(json_object_get(json_object_get(j, "functions"), "words"), key);
+	if (json_is_integer(v))
+		n = json_integer_value(v);
+	json_decref(j);
+	return n;
+}
+
+static char *log_tail(void)
+{
+	char *out = linux_slurp(env.log);
+	static char tail[2048];
+
+	snprintf(tail, sizeof(tail), "%s", out ? linux_tail(out) : "(no log)");
+	free(out);
+	return tail;
+}
+
+/* Until the pool is idle with exactly its min_warm clones: what the daemon reports, polled. */
+static void wait_idle(void)
+{
+	for (unsigned i = 0; i < harness_wait_s(60) * 20; i++) {
+		if (pool_figure("inflight") == 0 && pool_figure("warm") == MIN_WARM)
+			return;
+		cr_assert_eq(waitpid(env.pid, NULL, WNOHANG), 0, "the daemon died:\n%s", log_tail());
+		usleep(50000);
+	}
+	cr_assert_fail("the pool never settled at %u warm clones", MIN_WARM);
+}
+
+static void serve_start(void)
+{
+	char *exe = strdup(harness_build_path("vm-fork")); /* the path's buffer is reused */
+	char *argv[] = { exe, "serve", "--config", env.cfg, "--console-dir", env.dir, NULL };
+	posix_spawn_file_actions_t fa;
+
+	SKIP_WITHOUT_KVM();
+	strcpy(env.dir, "/tmp/vm-fork-serve-XXXXXX");
+	cr_assert(mkdtemp(env.dir));
+	snprintf(env.sock, sizeof(env.sock), "%s/api.sock", env.dir);
+	snprintf(env.cfg, sizeof(env.cfg), "%s/serve.json", env.dir);
+	snprintf(env.log, sizeof(env.log), "%s/serve.log", env.dir);
+	env.timeout_ms = harness_wait_s(4) * 1000;
+	write_config();
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, env.log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	cr_assert_eq(posix_spawn(&env.pid, argv[0], &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	free(exe);
+	/* The template boots until its guest says ready: the daemon listens only then. */
+	for (unsigned i = 0; i < harness_wait_s(150) * 10 && pool_figure("warm") < 0; i++) {
+		cr_assert_eq(waitpid(env.pid, NULL, WNOHANG), 0, "the daemon died:\n%s", log_tail());
+		usleep(100000);
+	}
+	cr_assert_geq(pool_figure("warm"), 0, "the daemon never served:\n%s", log_tail());
+	wait_idle();
+}
+
+/* SIGTERM: the daemon ends with status 0, its socket and every clone's vsock socket gone. */
+static void serve_stop(void)
+{
+	char cmd[128];
+	int status = -1;
+
+	cr_assert_eq(kill(env.pid, SIGTERM), 0);
+	for (unsigned i = 0; i < harness_wait_s(20) * 10 && waitpid(env.pid, &status, WNOHANG) == 0; i++)
+		usleep(100000);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "SIGTERM: status %#x\n%s", status,
+		  log_tail());
+	cr_expect_neq(access(env.sock, F_OK), 0, "the API socket is still there");
+	snprintf(cmd, sizeof(cmd), "ls %s | grep -q '^w[0-9]*\\.sock'", env.dir);
+	cr_expect_neq(system(cmd), 0, "a VM's vsock socket outlived the daemon");
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", env.dir);
+	cr_expect_eq(system(cmd), 0);
+}
+
+/* process_open_fds and process_resident_memory_bytes from GET /metrics. */
+static void process_figures(long long *fds, long long *rss)
+{
+	struct answer a;
+	const char *p;
+
+	http("GET", "/metrics", NULL, &a);
+	cr_assert_eq(a.status, 200);
+	p = strstr(a.body, "\nprocess_open_fds ");
+	cr_assert(p && sscanf(p, "\nprocess_open_fds %lld", fds) == 1);
+	p = strstr(a.body, "\nprocess_resident_memory_bytes ");
+	cr_assert(p && sscanf(p, "\nprocess_resident_memory_bytes %lld", rss) == 1);
+}
+
+struct worker {
+	pthread_t thread;
+	unsigned first, n;
+	const char *body;
+	struct answer *answers;
+};
+
+static void *invoke_some(void *arg)
+{
+	struct worker *w = arg;
+
+	for (unsigned i = 0; i < w->n; i++)
+		http("POST", "/v1/functions/words/invoke", w->body, &w->answers[w->first + i]);
+	return NULL;
+}
+
+/* n invocations of body, conc at once, into answers[]. */
+static void invoke_many(const char *body, unsigned n, unsigned conc, struct answer *answers)
+{
+	struct worker w[CONCURRENCY];
+
+	for (unsigned i = 0; i < conc; i++) {
+		w[i] = (struct worker){ .first = i * (n / conc), .n = n / conc, .body = body,
+					.answers = answers };
+		cr_assert_eq(pthread_create(&w[i].thread, NULL, invoke_some, &w[i]), 0);
+	}
+	for (unsigned i = 0; i < conc; i++)
+		pthread_join(w[i].thread, NULL);
+}
+
+static void check_answers(struct answer *a, unsigned n)
+{
+	static char randoms[RUNS][17];
+	static unsigned long long ids[RUNS];
+	long long count = -1;
+
+	for (unsigned i = 0; i < n; i++) {
+		json_t *j = json_loads(a[i].body, 0, NULL);
+		long long cnt = -1, cid = -1;
+		const char *rnd = "";
+
+		cr_assert_eq(a[i].status, 200, "invocation %u: %ld %s", i, a[i].status, a[i].body);
+		cr_assert(j && !json_unpack(j, "{s:I, s:I, s:s}", "count", &cnt, "cid", &cid, "random",
+					     &rnd), "invocation %u: '%s'", i, a[i].body);
+		cr_expect_eq(cid, (long long)a[i].clone_id + 3, "clone %llu answered as CID %lld",
+			     a[i].clone_id, cid);
+		cr_expect(cnt > 0 && (count < 0 || cnt == count), "invocation %u counts %lld", i, cnt);
+		count = cnt;
+		snprintf(randoms[i], sizeof(randoms[i]), "%s", rnd);
+		ids[i] = a[i].clone_id;
+		for (unsigned k = 0; k < i; k++) {
+			cr_expect_str_neq(randoms[k], randoms[i], "answers %u and %u drew the same", k, i);
+			cr_expect_neq(ids[k], ids[i], "answers %u and %u came from one clone", k, i);
+		}
+		json_decref(j);
+	}
+}
+
+/* The VMs the daemon holds: the template and the warm clones, no more. */
+static void expect_no_clone_left(void)
+{
+	struct answer a;
+	json_t *j;
+
+	http("GET", "/v1/vms", NULL, &a);
+	j = json_loads(a.body, 0, NULL);
+	cr_expect_eq(json_array_size(json_object_get(j, "vms")), 1 + MIN_WARM,
+		     "VMs beyond the template and its warm clones: %s", a.body);
+	json_decref(j);
+}
+
+Test(serve, each_invocation_in_its_own_clone, .timeout = 900)
+{
+	static struct answer a[RUNS];
+	long long fds0, rss0, fds, rss;
+
+	serve_start();
+	cr_log_info("seed %u", harness_seed());
+	invoke_many("ab", CONCURRENCY, CONCURRENCY, a); /* the allocator's and threads' first use */
+	wait_idle();
+	process_figures(&fds0, &rss0);
+	invoke_many("ab", RUNS, CONCURRENCY, a);
+	check_answers(a, RUNS);
+	wait_idle();
+	expect_no_clone_left();
+	process_figures(&fds, &rss);
+	cr_expect_eq(fds, fds0, "fds: %lld before %u invocations, %lld after", fds0, RUNS, fds);
+	cr_expect_leq(rss, rss0 + (32 << 20), "RSS: %lld KiB before, %lld KiB after", rss0 >> 10,
+		      rss >> 10);
+	cr_log_info("%u invocations, %u at once: fds %lld -> %lld, RSS %lld -> %lld KiB", RUNS,
+		    CONCURRENCY, fds0, fds, rss0 >> 10, rss >> 10);
+	serve_stop();
+}
+
+static void expect_status(const char *body, long status, const char *says)
+{
+	struct answer a;
+
+	http("POST", "/v1/functions/words/invoke", body, &a);
+	cr_expect_eq(a.status, status, "%s: %ld %s", body, a.status, a.body);
+	cr_expect(strstr(a.body, says), "%s: '%s' does not say '%s'", body, a.body, says);
+	http("POST", "/v1/functions/words/invoke", "ab", &a);
+	cr_expect_eq(a.status, 200, "the invocation after %s: %ld %s", body, a.status, a.body);
+}
+
+Test(serve, failures_and_overload_fail_alone, .timeout = 900)
+{
+	static struct answer hung[CONCURRENCY];
+	struct answer a;
+
+	serve_start();
+	expect_status("!exit", 502, "without an answer");
+	expect_status("!poweroff", 502, "without an answer");
+	expect_status("!hang", 504, "timeout_ms");
+	http("POST", "/v1/functions/nope/invoke", "ab", &a);
+	cr_expect_eq(a.status, 404, "%s", a.body);
+	http("GET", "/v1/functions/words/invoke", NULL, &a);
+	cr_expect_eq(a.status, 405, "%s", a.body);
+	/* max_concurrent hung invocations; the next is refused while they hang */
+	{
+		struct worker w = { .n = CONCURRENCY, .body = "!hang", .answers = hung };
+		pthread_t t[CONCURRENCY];
+		struct worker ws[CONCURRENCY];
+
+		for (unsigned i = 0; i < CONCURRENCY; i++) {
+			ws[i] = w;
+			ws[i].first = i;
+			ws[i].n = 1;
+			cr_assert_eq(pthread_create(&t[i], NULL, invoke_some, &ws[i]), 0);
+		}
+		for (unsigned i = 0; i < harness_wait_s(20) * 20 && pool_figure("inflight") < CONCURRENCY; i++)
+			usleep(50000);
+		http("POST", "/v1/functions/words/invoke", "ab", &a);
+		cr_expect_eq(a.status, 429, "over max_concurrent: %ld %s", a.status, a.body);
+		cr_expect(strstr(a.body, "max_concurrent") && a.retry_after, "%s", a.body);
+		for (unsigned i = 0; i < CONCURRENCY; i++) {
+			pthread_join(t[i], NULL);
+			cr_expect_eq(hung[i].status, 504, "%s", hung[i].body);
+		}
+	}
+	http("POST", "/v1/functions/words/invoke", "ab", &a);
+	cr_expect_eq(a.status, 200, "after the overload: %ld %s", a.status, a.body);
+	wait_idle();
+	expect_no_clone_left();
+	http("GET", "/metrics", NULL, &a);
+	cr_expect(strstr(a.body, "vmfork_invocations_total{function=\"words\",outcome=\"overload\"} 1\n"),
+		  "%s", a.body);
+	cr_expect(strstr(a.body, "vmfork_invocations_total{function=\"words\",outcome=\"timeout\"} 9\n"),
+		  "%s", a.body);
+	cr_expect(strstr(a.body, "vmfork_invocations_total{function=\"words\",outcome=\"crashed\"} 2\n"),
+		  "%s", a.body);
+	serve_stop();
+}
