@@ -113,6 +113,12 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH) $(GUEST_KERNEL)
 	$(Q)tools/with-kvm.sh tools/bench/run.sh $(BUILD)
 
+# vm-fork serve under load (tools/serve_bench): SERVE_BENCH_ARGS=--quick for a short run.
+bench-serve: deps
+	$(Q)$(MAKE) --no-print-directory all $(SERVE_BENCH) $(GUEST_KERNEL)
+	$(Q)tools/with-kvm.sh $(abspath $(SERVE_BENCH)) --vmfork $(abspath $(TOOL)) \
+		--kernel $(abspath $(GUEST_KERNEL)) --initrd $(abspath $(FN_EXAMPLE)) $(SERVE_BENCH_ARGS)
+
 # Without the slow Linux boot tier.
 test-fast: all
 	$(Q)tools/run-tests.sh $(TEST_BIN) --filter='!(linux_boot/*)'
