@@ -14,7 +14,7 @@
 #include "tools/serve_bench/load.h"
 
 struct reply {
-	char body[4096];
+	char body[65536];           /* GET /metrics fits */
 	size_t len;
 	struct load_sample *s;
 };
@@ -195,6 +195,8 @@ static void raw_fork(CURL *curl, const struct load_target *t, long long tmpl, co
 	snprintf(path, sizeof(path), "/v1/vms/%lld/fork", tmpl);
 	http(curl, t, "PUT", path, "{\"count\": 1, \"start\": true}", &rep);
 	j = s->status == 200 ? json_loads(rep.body, 0, NULL) : NULL;
+	if (!j)
+		fprintf(stderr, "serve-bench: fork through the API: %ld %s\n", s->status, rep.body);
 	s->clone_id = (unsigned long long)json_integer_value(
 		json_object_get(json_array_get(json_object_get(j, "children"), 0), "id"));
 	json_decref(j);
@@ -203,14 +205,15 @@ static void raw_fork(CURL *curl, const struct load_target *t, long long tmpl, co
 					.timeout_ms = 60000, .max_answer = 4096 };
 
 		snprintf(sock, sizeof(sock), "%s/w%llu.sock", dir, s->clone_id);
-		s->status = vsock_call(&c, &answer, &len) == 0 ? 200 : 0;
+		int ret = vsock_call(&c, &answer, &len);
+
 		s->e2e_ns = now_ns() - start;
 		if (answer)
 			take_random(s, answer);
 		free(answer);
 		snprintf(path, sizeof(path), "/v1/vms/%llu", s->clone_id);
 		http(curl, t, "DELETE", path, NULL, &rep);
-		s->status = s->status == 200 && rep.s->status == 204 ? 200 : 0;
+		s->status = ret == 0 && s->status == 204 ? 200 : 0; /* answered, then deleted */
 	}
 }
 

@@ -195,6 +195,9 @@ static void *boot_thread(void *arg)
 static void boot_per_request(const struct opts *o, struct load_result *res)
 {
 	unsigned conc = o->concurrency < 4 ? o->concurrency : 4;
+
+	if (conc > o->boot_requests)
+		conc = o->boot_requests;
 	struct boot_worker w[4];
 	atomic_uint next = 0;
 	uint64_t start = now_ns();
