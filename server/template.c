@@ -111,8 +111,21 @@ static int restore(struct vmm *vmm, const struct serve_function *f, const char *
 	struct snapshot_image img;
 	int ret = snapshot_open(f->snapshot, vmm->kvm.supported_cpuid, &img);
 
+	int vsock = device_by_option("vsock");
+
 	if (ret < 0)
 		return ret;
+	/*
+	 * The function's socket, not the one it was saved with: that one's
+	 * directory may be gone, or another VM's. Its guest must have had
+	 * vsock on, or nothing could reach its function.
+	 */
+	if (!img.state.devs[vsock].on) {
+		pr_err("%s: snapshot %s has no vsock device", f->name, f->snapshot);
+		snapshot_close(&img);
+		return -EINVAL;
+	}
+	snprintf(img.state.devs[vsock].arg, sizeof(img.state.devs[vsock].arg), "%s", f->vsock);
 	ret = vm_restore(vmm, &img, 1, console, out);
 	snapshot_close(&img);
 	return ret;

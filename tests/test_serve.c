@@ -92,20 +92,26 @@ static void http(const char *method, const char *path, const char *body, struct 
 	curl_easy_cleanup(curl);
 }
 
-static void write_config(void)
+/* The example function, booted from its kernel, or restored from snapshot when not NULL. */
+static void write_config(const char *snapshot)
 {
-	char *kernel = linux_small_kernel();
+	char *kernel = linux_small_kernel(), from[512];
 	FILE *f = fopen(env.cfg, "w");
 
 	cr_assert(f);
-	fprintf(f, "{ \"api\": \"%s\", \"functions\": { \"words\": {\n"
-		"  \"kernel\": \"%s\", \"initrd\": \"%s\", \"mem\": \"256M\",\n"
-		"  \"cmdline\": \"console=ttyS0 reboot=k panic=-1 i8042.noaux initcall_blacklist=cmos_init quiet\",\n"
+	if (snapshot)
+		snprintf(from, sizeof(from), "\"snapshot\": \"%s\"", snapshot);
+	else
+		snprintf(from, sizeof(from), "\"kernel\": \"%s\", \"initrd\": \"%s\", \"mem\": \"256M\",\n"
+			 "  \"cmdline\": \"console=ttyS0 reboot=k panic=-1 i8042.noaux "
+			 "initcall_blacklist=cmos_init quiet\"", kernel,
+			 harness_build_path("examples/fn-words.cpio.gz"));
+	fprintf(f, "{ \"api\": \"%s\", \"functions\": { \"words\": {\n  %s,\n"
 		"  \"vsock\": \"%s/w%%u.sock\", \"port\": 8080, \"ready_port\": 9,\n"
 		"  \"timeout_ms\": %u, \"ready_timeout_ms\": %u, \"max_answer\": 4096,\n"
 		"  \"pool\": { \"min_warm\": %u, \"max_warm\": 16, \"max_concurrent\": %u } } } }\n",
-		env.sock, kernel, harness_build_path("examples/fn-words.cpio.gz"), env.dir,
-		env.timeout_ms, harness_wait_s(120) * 1000, MIN_WARM, CONCURRENCY);
+		env.sock, from, env.dir, env.timeout_ms, harness_wait_s(120) * 1000, MIN_WARM,
+		CONCURRENCY);
 	cr_assert_eq(fclose(f), 0);
 	free(kernel);
 }
@@ -148,7 +154,7 @@ static void wait_idle(void)
 	cr_assert_fail("the pool never settled at %u warm clones", MIN_WARM);
 }
 
-static void serve_start(void)
+static void serve_start_from(const char *snapshot)
 {
 	char *exe = strdup(harness_build_path("vm-fork")); /* the path's buffer is reused */
 	char *argv[] = { exe, "serve", "--config", env.cfg, "--console-dir", env.dir, NULL };
@@ -161,7 +167,7 @@ static void serve_start(void)
 	snprintf(env.cfg, sizeof(env.cfg), "%s/serve.json", env.dir);
 	snprintf(env.log, sizeof(env.log), "%s/serve.log", env.dir);
 	env.timeout_ms = harness_wait_s(4) * 1000;
-	write_config();
+	write_config(snapshot);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 1, env.log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	posix_spawn_file_actions_adddup2(&fa, 1, 2);
@@ -175,6 +181,11 @@ static void serve_start(void)
 	}
 	cr_assert_geq(pool_figure("warm"), 0, "the daemon never served:\n%s", log_tail());
 	wait_idle();
+}
+
+static void serve_start(void)
+{
+	serve_start_from(NULL);
 }
 
 /* SIGTERM: the daemon ends with status 0, its socket and every clone's vsock socket gone. */
@@ -361,4 +372,52 @@ Test(serve, failures_and_overload_fail_alone, .timeout = 900)
 	cr_expect(strstr(a.body, "vmfork_invocations_total{function=\"words\",outcome=\"crashed\"} 2\n"),
 		  "%s", a.body);
 	serve_stop();
+}
+
+/* The template paused in one daemon, written to a snapshot, is the next one's template. */
+Test(serve, a_template_from_a_snapshot, .timeout = 900)
+{
+	char keep[48] = "/tmp/vm-fork-serve-snap-XXXXXX", snap[64], body[128], path[64];
+	unsigned long long first = 0;
+	struct answer a;
+	json_t *j;
+	long long job = -1;
+	bool done = false;
+
+	serve_start();
+	cr_assert(mkdtemp(keep));
+	snprintf(snap, sizeof(snap), "%s/s", keep);
+	snprintf(body, sizeof(body), "{\"dir\": \"%s\"}", snap);
+	snprintf(path, sizeof(path), "/v1/vms/%lld/snapshot", pool_figure("template"));
+	http("PUT", path, body, &a);
+	cr_assert_eq(a.status, 202, "%s", a.body);
+	j = json_loads(a.body, 0, NULL);
+	cr_assert(j && !json_unpack(j, "{s:I}", "job", &job), "%s", a.body);
+	json_decref(j);
+	snprintf(path, sizeof(path), "/v1/snapshots/%lld", job);
+	for (unsigned i = 0; i < harness_wait_s(60) * 20 && !done; i++) {
+		http("GET", path, NULL, &a);
+		j = json_loads(a.body, 0, NULL);
+		done = j && json_is_true(json_object_get(j, "done"));
+		json_decref(j);
+		usleep(done ? 0 : 50000);
+	}
+	cr_assert(done, "the snapshot never finished: %s", a.body);
+	serve_stop();
+	serve_start_from(snap);
+	for (unsigned i = 0; i < 2; i++) {
+		long long cid = -1;
+
+		http("POST", "/v1/functions/words/invoke", "ab", &a);
+		cr_assert_eq(a.status, 200, "from the snapshot: %ld %s\n%s", a.status, a.body, log_tail());
+		j = json_loads(a.body, 0, NULL);
+		cr_assert(j && !json_unpack(j, "{s:I}", "cid", &cid), "%s", a.body);
+		cr_expect_eq(cid, (long long)a.clone_id + 3);
+		cr_expect_neq(a.clone_id, first, "two invocations in one clone");
+		first = a.clone_id;
+		json_decref(j);
+	}
+	serve_stop();
+	snprintf(body, sizeof(body), "rm -rf %s", keep);
+	cr_expect_eq(system(body), 0);
 }
