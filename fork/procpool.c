@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "fork/procfork.h"
 #include "fork/procmsg.h"
@@ -184,15 +185,8 @@ static int wait_ready(struct proc_pool *p, struct proc_worker *w)
 /* Sleep ms, or less when the pool is being destroyed. Pool lock held. */
 static void backoff_locked(struct proc_pool *p, unsigned ms)
 {
-	struct timespec until;
+	struct timespec until = realtime_after_ms(ms);
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
 	while (!p->stopping && pthread_cond_timedwait(&p->changed, &p->lock, &until) == 0)
 		;
 }

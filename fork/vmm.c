@@ -4,6 +4,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "fork/fork.h"
 #include "fork/procclones.h"
@@ -226,16 +227,9 @@ static bool all_stopped_locked(struct vmm *vmm)
 
 bool vmm_wait_all_stopped(struct vmm *vmm, unsigned timeout_ms)
 {
-	struct timespec deadline;
+	struct timespec deadline = realtime_after_ms(timeout_ms);
 	bool done;
 
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&vmm->lock);
 	while (!(done = all_stopped_locked(vmm))) {
 		if (!timeout_ms)

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "fork/vmm.h"
 #include "server/fn_pool.h"
@@ -35,17 +36,6 @@ static unsigned warm_target(const struct fn_pool *p)
 	unsigned want = p->stats.inflight > c->min_warm ? p->stats.inflight : c->min_warm;
 
 	return want < c->max_warm ? want : c->max_warm;
-}
-
-static void timed_wait(struct fn_pool *p, unsigned ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	ts.tv_sec += ms / 1000 + ts.tv_nsec / 1000000000;
-	ts.tv_nsec %= 1000000000;
-	pthread_cond_timedwait(&p->wake, &p->lock, &ts);
 }
 
 static void remove_clone(struct fn_pool *p, struct vm *clone)
@@ -88,7 +78,9 @@ static void *refill_thread(void *arg)
 		ret = invoke_fork_paused(&rq, &clone);
 		pthread_mutex_lock(&p->lock);
 		if (ret < 0) {
-			timed_wait(p, REFILL_BACKOFF_MS);
+			struct timespec until = realtime_after_ms(REFILL_BACKOFF_MS);
+
+			pthread_cond_timedwait(&p->wake, &p->lock, &until);
 			continue;
 		}
 		p->stats.forks++;
