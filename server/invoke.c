@@ -13,8 +13,7 @@
 #include "server/vsock_call.h"
 #include "vmm/vm.h"
 
-/* The VM's own vsock socket, "" when it has no vsock on. */
-static const char *vsock_path(struct vm *vm)
+const char *invoke_vsock_path(struct vm *vm)
 {
 	int i = device_index(&virtio_vsock_device);
 
@@ -24,7 +23,7 @@ static const char *vsock_path(struct vm *vm)
 static int deliver(const struct invoke_request *rq, struct vm *clone, struct invoke_result *r)
 {
 	struct vsock_call call = {
-		.path = vsock_path(clone), .port = rq->port, .body = rq->body, .len = rq->len,
+		.path = invoke_vsock_path(clone), .port = rq->port, .body = rq->body, .len = rq->len,
 		.timeout_ms = rq->timeout_ms, .max_answer = rq->max_answer,
 		.delivered_ns = &r->deliver_ns,
 	};
@@ -44,7 +43,7 @@ static int fork_one(const struct invoke_request *rq, bool start, struct vm **clo
 					  .resume_parent = false, .devices = rq->devices };
 	struct fork_stats st = { 0 };
 
-	if (!*vsock_path(rq->template))
+	if (!*invoke_vsock_path(rq->template))
 		return -EINVAL;
 	return vm_fork(rq->template, &req, clone, &st);
 }

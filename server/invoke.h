@@ -39,6 +39,9 @@ struct invoke_result {
 
 enum { INVOKE_FORK = 1, INVOKE_ANSWER = 2 };
 
+/* The VM's own vsock socket (its "%u" made the VM's id), "" when it has no vsock on. */
+const char *invoke_vsock_path(struct vm *vm);
+
 /*
  * Fork one paused clone of rq->template for later: returned referenced in
  * *clone (vmm_put() it). 0 or the fork's errno (-EDQUOT over the VMM's

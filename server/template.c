@@ -11,9 +11,9 @@
 
 #include "core/clock.h"
 #include "core/log.h"
-#include "devices/virtio_vsock.h"
 #include "fork/snapdir.h"
 #include "fork/vmm.h"
+#include "server/invoke.h"
 #include "server/serve_config.h"
 #include "server/template.h"
 #include "vmm/vm.h"
@@ -23,8 +23,7 @@
 /* Listen on the socket the guest's connection to ready_port arrives at. */
 static int listen_ready(struct vm *vm, unsigned port, struct sockaddr_un *sa)
 {
-	int i = device_index(&virtio_vsock_device);
-	const char *path = i >= 0 ? virtio_vsock_path(vm->devs[i]) : "";
+	const char *path = invoke_vsock_path(vm);
 	int fd, n, ret;
 
 	memset(sa, 0, sizeof(*sa));
