@@ -28,6 +28,8 @@ static const char tick_init[] =
 	 * only every N/2 s, so that the control's clones share the CRNG reseeded at each tick. */
 	"while [ \"$(cut -d. -f1 /proc/uptime)\" -lt \"${settle:-0}\" ]; do sleep 1; done\n"
 	"while :; do\n"
+	/* The test pauses the template only after a tick's line, never inside its draw. */
+	"  echo draw\n"
 	/* The date last: the pipeline before it takes seconds under TCG. */
 	"  echo \"tick $(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n') $(date +%s)\"\n"
 	/* After the draw: a clone resumed in the sleep draws next, before any reseed of its own. */
@@ -56,6 +58,40 @@ static bool has_tick(const char *out)
 	return first_tick(out, &t);
 }
 
+/* The last draw's tick line is whole: the guest is between ticks. */
+static bool after_tick(const char *out)
+{
+	const char *draw = NULL;
+
+	for (const char *p = strstr(out, "\ndraw"); p; p = strstr(p + 1, "\ndraw"))
+		draw = p;
+	return draw && has_tick(draw);
+}
+
+/*
+ * Pause the template between two ticks. A template paused inside a draw has
+ * drawn its random bytes, or read its clock, before the fork: every clone
+ * would print those, and the tests below would see the template's values.
+ */
+static void pause_between_ticks(struct linux_vm *vm)
+{
+	char cli[4096], *out;
+
+	for (unsigned tries = 1;; tries++) {
+		linux_cli(vm, "pause", cli, sizeof(cli), NULL);
+		out = linux_slurp(vm->console);
+		if (after_tick(out)) {
+			free(out);
+			return;
+		}
+		free(out);
+		cr_assert(tries < 20, "the template was inside a draw at each of %u pauses", tries);
+		linux_cli(vm, "resume", cli, sizeof(cli), NULL);
+		out = linux_wait_for(vm, vm->console, after_tick, 60);
+		free(out);
+	}
+}
+
 /* Boot the template to its first tick, pause it and fork count clones (ids 1..count). */
 static void template_forked(struct linux_vm *vm, const char *cmdline, unsigned count)
 {
@@ -72,10 +108,10 @@ static void template_forked(struct linux_vm *vm, const char *cmdline, unsigned c
 	/* The control keeps the driver out by its command line; every other template has it. */
 	cr_assert(strstr(out, cmdline ? "vmgenid driver: 0" : "vmgenid driver: 1"),
 		  "Linux's VMGenID driver is %s", cmdline ? "bound" : "not bound");
-	linux_cli(vm, "pause", cli, sizeof(cli), NULL);
+	free(out);
+	pause_between_ticks(vm);
 	snprintf(n, sizeof(n), "%u", count);
 	linux_cli(vm, "fork", cli, sizeof(cli), "--count", n, NULL);
-	free(out);
 	free(kernel);
 }
 
