@@ -540,6 +540,15 @@ static int parse_arg(const char *arg, char *tmpl, uint64_t *cid)
 	return 0;
 }
 
+int virtio_vsock_path_of(const char *arg, uint64_t id, char *out, size_t size)
+{
+	char tmpl[VSOCK_PATH_MAX];
+	uint64_t cid;
+	int ret = parse_arg(arg, tmpl, &cid);
+
+	return ret < 0 ? ret : expand_path(tmpl, id, out, size);
+}
+
 /* PATH[,cid=N]: kept, not opened (configure() also runs in warm shells; attach() listens). */
 static int dev_configure(void *dev, const char *arg)
 {

@@ -57,6 +57,12 @@ struct vsock_stats {
 void virtio_vsock_stats(void *dev, struct vsock_stats *s);
 /* The socket path this VM listens on ("" before attach()). */
 const char *virtio_vsock_path(void *dev);
+/*
+ * The socket path a VM with clone id gets from the argument arg
+ * (PATH[,cid=N]), as attach() makes it: for a VM in another process.
+ * 0 or -errno (logged).
+ */
+int virtio_vsock_path_of(const char *arg, uint64_t id, char *out, size_t size);
 
 extern const struct device_type virtio_vsock_device;
 

@@ -140,8 +140,9 @@ static int start_cold(const char *const *cmd, const struct procmsg_shape *shape,
 }
 
 /* Workers in hand: capture, send each its job, wait until every clone runs. */
-static int run_jobs(struct vm *parent, const struct device_config *devices, struct proc_worker *w,
-		    unsigned warm, unsigned count, struct fork_stats *st, uint64_t *first_id)
+static int run_jobs(const struct proc_placement *placement, struct vm *parent,
+		    const struct device_config *devices, struct proc_worker *w, unsigned warm,
+		    unsigned count, struct fork_stats *st, uint64_t *first_id)
 {
 	struct proc_plan plan = { .base_fd = -1, .state_fd = -1, .devices = devices };
 	uint64_t t;
@@ -150,8 +151,12 @@ static int run_jobs(struct vm *parent, const struct device_config *devices, stru
 	t = now_ns();
 	if (!ret)
 		*first_id = plan.first_id = vmm_alloc_ids(parent->vmm, count);
-	for (unsigned i = 0; !ret && i < count; i++)
-		ret = send_job(parent, &plan, i, &w[i]);
+	for (unsigned i = 0; !ret && i < count; i++) {
+		if (placement)
+			ret = placement->place(placement->ctx, w[i].pid, plan.first_id + i);
+		if (!ret)
+			ret = send_job(parent, &plan, i, &w[i]);
+	}
 	if (!ret)
 		ret = collect_replies(w, warm, count);
 	st->children_ns = now_ns() - t;
@@ -171,9 +176,10 @@ static void hand_out(struct proc_worker *w, unsigned count, uint64_t first_id,
 	}
 }
 
-int vm_fork_to_pool_devices(struct proc_pool *pool, struct vm *parent, unsigned count,
-			    const struct device_config *devices, struct proc_clone *clones,
-			    struct fork_stats *stats)
+int vm_fork_to_pool_placed(struct proc_pool *pool, struct vm *parent, unsigned count,
+			   const struct device_config *devices,
+			   const struct proc_placement *placement, struct proc_clone *clones,
+			   struct fork_stats *stats)
 {
 	struct fork_stats st = { 0 };
 	struct procmsg_shape shape;
@@ -198,7 +204,7 @@ int vm_fork_to_pool_devices(struct proc_pool *pool, struct vm *parent, unsigned 
 	ret = start_cold(pool ? proc_pool_cmd(pool) : parent->vmm->worker_cmd, &shape, w + warm,
 			 count - warm);
 	if (!ret)
-		ret = run_jobs(parent, devices, w, warm, count, &st, &first_id);
+		ret = run_jobs(placement, parent, devices, w, warm, count, &st, &first_id);
 	if (ret < 0)
 		proc_workers_discard(w, count);
 	else
@@ -210,6 +216,13 @@ int vm_fork_to_pool_devices(struct proc_pool *pool, struct vm *parent, unsigned 
 	if (stats)
 		*stats = st;
 	return ret;
+}
+
+int vm_fork_to_pool_devices(struct proc_pool *pool, struct vm *parent, unsigned count,
+			    const struct device_config *devices, struct proc_clone *clones,
+			    struct fork_stats *st)
+{
+	return vm_fork_to_pool_placed(pool, parent, count, devices, NULL, clones, st);
 }
 
 int vm_fork_to_pool(struct proc_pool *pool, struct vm *parent, unsigned count,

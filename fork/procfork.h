@@ -80,6 +80,22 @@ int vm_fork_to_pool(struct proc_pool *pool, struct vm *parent, unsigned count,
 int vm_fork_to_pool_devices(struct proc_pool *pool, struct vm *parent, unsigned count,
 			    const struct device_config *devices, struct proc_clone *clones,
 			    struct fork_stats *st);
+/*
+ * Where a clone's process goes before it runs: place() is called with each
+ * worker's pid and its clone's id before the worker gets its job, so that
+ * the caller can put the process in a cgroup of its own before the clone
+ * writes a page. A negative errno fails the fork (the workers are ended).
+ */
+struct proc_placement {
+	int (*place)(void *ctx, pid_t pid, uint64_t clone_id);
+	void *ctx;
+};
+
+/* vm_fork_to_pool_devices() with each clone's process placed first (placement NULL: not). */
+int vm_fork_to_pool_placed(struct proc_pool *pool, struct vm *parent, unsigned count,
+			   const struct device_config *devices,
+			   const struct proc_placement *placement, struct proc_clone *clones,
+			   struct fork_stats *st);
 /* The same with cold workers only, of the vmm's worker_cmd (-ENOTSUP without one). */
 int vm_fork_to_processes(struct vm *parent, unsigned count, struct proc_clone *clones,
 			 struct fork_stats *st);

@@ -5,6 +5,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "fork/procfork.h"
 #include "fork/vmm.h"
 #include "server/fn_pool.h"
 #include "server/serve_config.h"
@@ -14,7 +15,7 @@
 #define REFILL_BACKOFF_MS 100
 
 static const char *const outcome_names[FN_OUTCOMES] = {
-	"ok", "overload", "timeout", "crashed", "too_big", "error", "unavailable",
+	"ok", "overload", "timeout", "crashed", "too_big", "out_of_memory", "error", "unavailable",
 };
 
 const char *fn_outcome_name(enum fn_outcome o)
@@ -90,11 +91,30 @@ static void *refill_thread(void *arg)
 	return NULL;
 }
 
+/* Clones in processes with cgroups when the limits ask for them and the host allows. */
+static int start_workers(struct fn_pool *p)
+{
+	const struct serve_pool *c = &p->f->pool;
+	const struct clone_limits limits = { .mem_max = c->mem_limit, .cpus = c->cpu_limit };
+
+	if (!limits.mem_max && limits.cpus <= 0)
+		return 0;
+	if (clone_cgroups_open(&p->cgroups, NULL, &limits) < 0) {
+		pr_warn("function %s: pool.mem_limit and pool.cpu_limit are not enforced: %s",
+			p->f->name, p->cgroups.why);
+		return 0;
+	}
+	pr_info("function %s: each clone in a process of its own, in a cgroup under %s",
+		p->f->name, p->cgroups.parent);
+	return proc_pool_create(&p->workers, p->vmm->worker_cmd, p->template, c->max_warm);
+}
+
 int fn_pool_start(struct fn_pool **out, struct vmm *vmm, struct vm *template,
 		  const struct serve_function *f)
 {
 	struct fn_pool *p = calloc(1, sizeof(*p));
 	struct fn_pool_stats *s;
+	int ret;
 
 	if (!p || !(p->warm = calloc(f->pool.max_warm + 1, sizeof(*p->warm)))) {
 		free(p);
@@ -114,11 +134,16 @@ int fn_pool_start(struct fn_pool **out, struct vmm *vmm, struct vm *template,
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->wake, NULL);
 	vmm_ref(vmm, template);
-	if (pthread_create(&p->refill, NULL, refill_thread, p)) {
+	ret = start_workers(p);
+	/* Clones in processes come warm from the workers' pool: no paused ones here. */
+	if (!ret && !p->workers && pthread_create(&p->refill, NULL, refill_thread, p))
+		ret = -EAGAIN;
+	if (ret < 0) {
+		proc_pool_destroy(p->workers);
 		vmm_put(vmm, template);
 		free(p->warm);
 		free(p);
-		return -EAGAIN;
+		return ret;
 	}
 	*out = p;
 	return 0;
@@ -132,7 +157,10 @@ void fn_pool_stop(struct fn_pool *p)
 	p->stopping = true;
 	pthread_cond_broadcast(&p->wake);
 	pthread_mutex_unlock(&p->lock);
-	pthread_join(p->refill, NULL);
+	if (p->workers)
+		proc_pool_destroy(p->workers);
+	else
+		pthread_join(p->refill, NULL);
 	while (p->stats.warm)
 		remove_clone(p, p->warm[--p->stats.warm]);
 	vmm_put(p->vmm, p->template);
@@ -160,6 +188,8 @@ static enum fn_outcome outcome_of(int err)
 		return FN_CRASHED;
 	case -EMSGSIZE:
 		return FN_TOO_BIG;
+	case -ENOMEM:
+		return FN_OUT_OF_MEMORY;
 	case -ESHUTDOWN:
 		return FN_UNAVAILABLE;
 	default:
@@ -223,7 +253,8 @@ enum fn_outcome fn_pool_invoke(struct fn_pool *p, const void *body, size_t len,
 		request_for(p, &rq);
 		rq.body = body;
 		rq.len = len;
-		ret = invoke(&rq, clone, r);
+		ret = p->workers ? invoke_in_process(&rq, p->workers, &p->cgroups, r) :
+				   invoke(&rq, clone, r);
 	}
 	o = outcome_of(ret);
 	account(p, ret != -EBUSY && ret != -ESHUTDOWN, !clone && r->clone_id, o, r);
@@ -236,4 +267,8 @@ void fn_pool_get_stats(struct fn_pool *p, struct fn_pool_stats *out)
 	pthread_mutex_lock(&p->lock);
 	*out = p->stats;
 	pthread_mutex_unlock(&p->lock);
+	if (p->workers) {
+		out->warm = proc_pool_ready(p->workers);
+		out->warm_target = p->f->pool.max_warm;
+	}
 }

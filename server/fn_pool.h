@@ -8,6 +8,11 @@
  * How many are kept warm: the invocations in flight, at least min_warm and
  * at most max_warm, so that a burst finds clones ready and an idle pool
  * holds only min_warm. A warm clone costs only the pages its fork copied.
+ *
+ * A pool with limits runs each clone in a process of its own instead, in a
+ * cgroup with those limits (server/clone_cgroup.h), where the host has cgroup
+ * v2; its warm ones are then max_warm worker processes with their VMs made.
+ * Where the host cannot, the limits are logged and shown as not enforced.
  */
 #ifndef SERVER_FN_POOL_H
 #define SERVER_FN_POOL_H
@@ -17,6 +22,7 @@
 #include <stdint.h>
 
 #include "core/device.h"
+#include "server/clone_cgroup.h"
 #include "server/invoke.h"
 #include "server/metrics.h"
 
@@ -31,6 +37,7 @@ enum fn_outcome {
 	FN_TIMEOUT,      /* 504: no answer within timeout_ms */
 	FN_CRASHED,      /* 502: the guest closed, refused or stopped without an answer */
 	FN_TOO_BIG,      /* 502: the answer is longer than max_answer */
+	FN_OUT_OF_MEMORY, /* 502: the clone went over pool.mem_limit, and the kernel ended it */
 	FN_ERROR,        /* 500: the VMM failed (fork, socket) */
 	FN_UNAVAILABLE,  /* 503: the pool is stopping */
 	FN_OUTCOMES
@@ -53,6 +60,13 @@ struct fn_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;                 /* the refill thread's: a clone was taken, or stop */
 	struct vm **warm;                    /* paused clones, referenced; max_warm of room */
+	/*
+	 * With limits (pool.mem_limit, pool.cpu_limit) that the host can enforce,
+	 * each clone runs in a process of its own, in a cgroup of its own, forked
+	 * from workers' warm processes; warm[] stays empty then.
+	 */
+	struct clone_cgroups cgroups;        /* .enforced, or .why not */
+	struct proc_pool *workers;           /* NULL: clones are threads of this process */
 	bool stopping;
 	pthread_t refill;
 	struct fn_pool_stats stats;

@@ -105,6 +105,11 @@ static void answer_failure(struct api_raw_reply *out, const struct fn_pool *p, e
 			    o == FN_TOO_BIG ? "the answer is longer than max_answer" :
 			    "the guest closed, refused or died without an answer");
 		break;
+	case FN_OUT_OF_MEMORY:
+		reply_error(out, MHD_HTTP_BAD_GATEWAY,
+			    "%s: the clone went over its %llu bytes of memory (pool.mem_limit)", name,
+			    (unsigned long long)p->f->pool.mem_limit);
+		break;
 	case FN_UNAVAILABLE:
 		reply_error(out, MHD_HTTP_SERVICE_UNAVAILABLE, "%s: the server is stopping", name);
 		break;
@@ -135,6 +140,20 @@ static void serve_invoke(struct fn_pool *p, const char *body, size_t len,
 	}
 }
 
+/* Whether the pool's per-clone limits hold, and where or why not. */
+static json_t *limits_json(const struct fn_pool *p)
+{
+	const struct serve_pool *c = &p->f->pool;
+
+	if (!c->mem_limit && c->cpu_limit <= 0)
+		return json_pack("{s:b, s:s}", "enforced", 0, "why", "none configured");
+	if (!p->workers)
+		return json_pack("{s:b, s:s}", "enforced", 0, "why", p->cgroups.why);
+	return json_pack("{s:b, s:I, s:f, s:s}", "enforced", 1, "mem_limit",
+			 (json_int_t)c->mem_limit, "cpu_limit", c->cpu_limit, "cgroup",
+			 p->cgroups.parent);
+}
+
 static json_t *pool_json(struct fn_pool *p)
 {
 	struct fn_pool_stats st;
@@ -143,10 +162,11 @@ static json_t *pool_json(struct fn_pool *p)
 	fn_pool_get_stats(p, &st);
 	for (unsigned o = 0; o < FN_OUTCOMES && outcomes; o++)
 		json_object_set_new(outcomes, fn_outcome_name(o), json_integer((json_int_t)st.outcomes[o]));
-	return json_pack("{s:I, s:I, s:I, s:I, s:o*, s:I}", "template", (json_int_t)p->template->id,
-			 "warm", (json_int_t)st.warm, "warm_target", (json_int_t)st.warm_target,
-			 "inflight", (json_int_t)st.inflight, "invocations", outcomes,
-			 "forks", (json_int_t)st.forks);
+	return json_pack("{s:I, s:I, s:I, s:I, s:o*, s:I, s:o*}", "template",
+			 (json_int_t)p->template->id, "warm", (json_int_t)st.warm, "warm_target",
+			 (json_int_t)st.warm_target, "inflight", (json_int_t)st.inflight,
+			 "invocations", outcomes, "forks", (json_int_t)st.forks, "limits",
+			 limits_json(p));
 }
 
 static void serve_list(struct fn_server *s, struct api_raw_reply *out)

@@ -1,14 +1,20 @@
 /* One invocation of a function in a fresh clone (server/invoke.h). */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/memory.h"
 #include "devices/virtio_vsock.h"
+#include "devices/vsock_conn.h"
 #include "fork/fork.h"
+#include "fork/procfork.h"
 #include "fork/vmm.h"
+#include "server/clone_cgroup.h"
 #include "server/invoke.h"
 #include "server/vsock_call.h"
 #include "vmm/vm.h"
@@ -20,10 +26,11 @@ const char *invoke_vsock_path(struct vm *vm)
 	return i >= 0 && vm_device_arg(vm, (unsigned)i) ? virtio_vsock_path(vm->devs[i]) : "";
 }
 
-static int deliver(const struct invoke_request *rq, struct vm *clone, struct invoke_result *r)
+/* The body to the clone listening at path, and its answer back. */
+static int deliver(const struct invoke_request *rq, const char *path, struct invoke_result *r)
 {
 	struct vsock_call call = {
-		.path = invoke_vsock_path(clone), .port = rq->port, .body = rq->body, .len = rq->len,
+		.path = path, .port = rq->port, .body = rq->body, .len = rq->len,
 		.timeout_ms = rq->timeout_ms, .max_answer = rq->max_answer,
 		.delivered_ns = &r->deliver_ns,
 	};
@@ -77,7 +84,7 @@ int invoke(const struct invoke_request *rq, struct vm *clone, struct invoke_resu
 	if (clone)
 		r->clone_id = clone->id;
 	if (!ret)
-		ret = deliver(rq, clone, r);
+		ret = deliver(rq, invoke_vsock_path(clone), r);
 	else
 		r->stage_failed = INVOKE_FORK;
 	if (ret < 0 && !r->stage_failed)
@@ -90,4 +97,71 @@ int invoke(const struct invoke_request *rq, struct vm *clone, struct invoke_resu
 			pr_warn("invoke: clone %llu could not be removed", (unsigned long long)r->clone_id);
 	}
 	return ret;
+}
+
+/* ---- A clone in a process of its own ---- */
+
+struct placed {
+	const struct clone_cgroups *cgroups;
+	struct clone_cgroup cgroup;
+};
+
+static int place(void *ctx, pid_t pid, uint64_t clone_id)
+{
+	struct placed *p = ctx;
+
+	return clone_cgroup_enter(p->cgroups, &p->cgroup, pid, clone_id);
+}
+
+static void end_process(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+/* The clone's process is gone: what its cgroup saw, then the cgroup. */
+static int close_cgroup(struct placed *p, int ret, struct invoke_result *r)
+{
+	if (!p->cgroup.path[0])
+		return ret;
+	r->private_bytes = clone_cgroup_peak(&p->cgroup);
+	if (ret < 0 && ret != -ETIMEDOUT && clone_cgroup_oom_killed(&p->cgroup))
+		ret = -ENOMEM;
+	if (clone_cgroup_remove(&p->cgroup) < 0)
+		pr_warn("invoke: the cgroup %s could not be removed", p->cgroup.path);
+	return ret;
+}
+
+int invoke_in_process(const struct invoke_request *rq, struct proc_pool *workers,
+		      const struct clone_cgroups *cgroups, struct invoke_result *r)
+{
+	const char *arg = rq->devices ? rq->devices->args[device_index(&virtio_vsock_device)] : NULL;
+	struct placed placed = { .cgroups = cgroups };
+	const struct proc_placement where = { place, &placed };
+	struct proc_clone clone = { 0 };
+	char path[VSOCK_PATH_MAX] = "";
+	uint64_t start = now_ns();
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	if (!arg)
+		return -EINVAL;
+	ret = vm_fork_to_pool_placed(workers, rq->template, 1, rq->devices,
+				     cgroups ? &where : NULL, &clone, NULL);
+	r->fork_ns = now_ns() - start;
+	r->clone_id = clone.id;
+	if (ret < 0) {
+		r->stage_failed = INVOKE_FORK;
+		return close_cgroup(&placed, ret, r);
+	}
+	ret = virtio_vsock_path_of(arg, clone.id, path, sizeof(path));
+	if (!ret)
+		ret = deliver(rq, path, r);
+	if (ret < 0)
+		r->stage_failed = INVOKE_ANSWER;
+	end_process(clone.pid);
+	if (*path)
+		unlink(path); /* its listener's: a killed process leaves it */
+	return close_cgroup(&placed, ret, r);
 }

@@ -12,7 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct clone_cgroups;
 struct device_config;
+struct proc_pool;
 struct vm;
 
 struct invoke_request {
@@ -56,5 +58,16 @@ int invoke_fork_paused(const struct invoke_request *rq, struct vm **clone);
  * dropped.
  */
 int invoke(const struct invoke_request *rq, struct vm *clone, struct invoke_result *r);
+
+/*
+ * The same with the clone in a process of its own (fork/procfork.h), forked
+ * for the request with a warm worker of workers when there is one, and put
+ * in a cgroup with the limits of cgroups (NULL: none) before it runs. Its
+ * private_bytes are its cgroup's peak. The process is ended and reaped, its
+ * socket and cgroup removed, when it returns; -ENOMEM when the clone went
+ * over its memory limit and the kernel ended it.
+ */
+int invoke_in_process(const struct invoke_request *rq, struct proc_pool *workers,
+		      const struct clone_cgroups *cgroups, struct invoke_result *r);
 
 #endif

@@ -104,6 +104,7 @@ static int serve(struct serve_cmd *c, const struct serve_config *cfg)
 	int ret;
 
 	c->vmm.clone_console = c->clone_console ? c->clone_console : "none";
+	c->vmm.worker_cmd = serve_worker_cmd(); /* clones in processes: pools with limits */
 	vmm_set_limits(&c->vmm, &c->limits);
 	sem_init(&c->stop, 0, 0);
 	if (pthread_create(&sig_thread, NULL, signal_thread, c))

@@ -103,11 +103,8 @@ void serve_prepare_process(void)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
-/*
- * How this VMM starts clone workers (fork/procfork.h): its own binary as
- * `vm-fork clone-worker`, at its log level. One per process, as the VMM is.
- */
-static const char *const *worker_cmd(void)
+/* One per process, as the VMM is. */
+const char *const *serve_worker_cmd(void)
 {
 	static const char *const levels[] = { "-q", NULL, "-v", "-vv" }; /* as enum log_level */
 	static const char *cmd[] = {
@@ -130,7 +127,7 @@ static int start_services(struct vmm *vmm, struct vm *first, struct serve_option
 		o->clone_console = console;
 	}
 	vmm->clone_console = o->clone_console;
-	vmm->worker_cmd = worker_cmd();
+	vmm->worker_cmd = serve_worker_cmd();
 	vmm_set_limits(vmm, &o->limits);
 	if (o->shells)
 		ret = shell_pool_create(&vmm->shells, &vmm->kvm, first->mem.size, first->ncpus,

@@ -46,6 +46,11 @@ void serve_signal_thread_end(pthread_t thread);
  * VM of vmm stopped (SIGINT, SIGTERM and SIGHUP stop them all). Returns the
  * exit status of vms[0], or CLI_EXIT_ERROR.
  */
+/*
+ * How this VMM starts clone workers (fork/procfork.h): its own binary as
+ * `vm-fork clone-worker`, at its log level.
+ */
+const char *const *serve_worker_cmd(void);
 int serve_until_stopped(struct vmm *vmm, struct vm **vms, unsigned n, struct serve_options *o);
 
 #endif

@@ -12,7 +12,8 @@
  * vsock CID (a clone's own); random: 8 bytes of getrandom(), which clones
  * draw apart once VMGenID reseeded them.
  * Bodies for the tests of failures: "!exit" closes without an answer,
- * "!hang" never answers, "!poweroff" powers the VM off.
+ * "!hang" never answers, "!poweroff" powers the VM off; "!eat N" writes N
+ * MiB of fresh memory first (a clone over its memory limit), then answers.
  * Usage: fn-words PORT [READY_PORT]
  */
 #include <errno.h>
@@ -121,6 +122,16 @@ static void answer(int fd, char *body)
 	write_all(fd, out, (size_t)n);
 }
 
+static char *eaten; /* global: the writes below are not dead stores */
+
+/* mib MiB, each page written, kept until the VM ends. */
+static void eat(unsigned long mib)
+{
+	eaten = mib && mib < 4096 ? malloc(mib << 20) : NULL;
+	for (unsigned long i = 0; eaten && i < mib << 20; i += 4096)
+		eaten[i] = 1;
+}
+
 static void serve(int fd)
 {
 	static char body[BODY_MAX + 1];
@@ -132,6 +143,8 @@ static void serve(int fd)
 	if (!strncmp(body, "!hang", 5))
 		for (;;)
 			pause();
+	if (!strncmp(body, "!eat ", 5))
+		eat(strtoul(body + 5, NULL, 10));
 	if (!strncmp(body, "!poweroff", 9)) {
 		sync();
 		reboot(LINUX_REBOOT_CMD_POWER_OFF);
