@@ -41,6 +41,7 @@ static void boot(struct fork_env *env, const char *name, const char *cmdline, un
 		.console = console, .kernel = kernel, .cmdline = cmdline,
 	};
 
+	SKIP_WITHOUT_KVM(); /* as the tests that boot their own guests do */
 	env->console_fd = memfd_create("root-console", MFD_CLOEXEC);
 	snprintf(console, sizeof(console), "fd:%d", env->console_fd);
 	snprintf(kernel, sizeof(kernel), "%s/guest/%s.elf", VMFORK_BUILD_DIR, name);
