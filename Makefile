@@ -76,7 +76,8 @@ $(BENCH): $(BENCH_OBJS) $(LIB)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lm -o $@
 
 # The serverless pool's load client (make bench-serve): tools/serve_bench/*.c.
-SERVE_BENCH_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard tools/serve_bench/*.c)))
+SERVE_BENCH_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard tools/serve_bench/*.c))) \
+		    $(BUILD)/tools/bench/qmp.o
 SERVE_BENCH      := $(BUILD)/vm-fork-serve-bench
 $(SERVE_BENCH): $(SERVE_BENCH_OBJS) $(LIB)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lm -o $@

@@ -47,8 +47,8 @@ MODROOT=/
 # (with what they depend on, first; built-in ones are skipped: kernels differ in
 # which they build in), and an init that runs the command. Rebuilt when this
 # script, its init or the kernel changes.
-# tun: the virtio-net tests' TAP devices.
-MODULES="kvm-amd virtio_pci virtio_console 9pnet_virtio 9p tun"
+# tun: the virtio-net tests' TAP devices; vhost_vsock: QEMU's vsock in bench-serve.
+MODULES="kvm-amd virtio_pci virtio_console 9pnet_virtio 9p tun vhost_vsock"
 
 # Print m's module files, each after those it depends on, once.
 module_files() { # module_files KVER MODULE

@@ -8,7 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "tools/bench/bench.h"
+#include "core/clock.h"
 #include "tools/bench/qmp.h"
 
 static int remaining_ms(uint64_t deadline)

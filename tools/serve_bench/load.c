@@ -307,11 +307,12 @@ static double rate(const struct load_result *r)
 	return r->wall_ns ? good(r) / ((double)r->wall_ns / 1e9) : 0;
 }
 
-void load_report(FILE *out, const char *kvm, struct load_result *pool, struct load_result *seq,
-		 struct load_result *raw, struct load_result *boot, const struct load_process *before,
-		 const struct load_process *after)
+void load_report(FILE *out, const char *kvm, struct load_rows *rows,
+		 const struct load_process *before, const struct load_process *after)
 {
-	double seq_p50, raw_p50;
+	struct load_result *pool = &rows->pool, *seq = &rows->seq, *raw = &rows->raw;
+	struct load_result *boot = &rows->boot, *qemu = &rows->qemu;
+	double seq_p50, raw_p50, qemu_p50 = NAN;
 
 	fprintf(out, "vm-fork serve under load; KVM: %s\n", kvm);
 	fprintf(out, "%-34s %11s %3s %9s %10s %10s %10s\n", "", "ok/n", "at", "req/s", "p50 ms",
@@ -323,10 +324,20 @@ void load_report(FILE *out, const char *kvm, struct load_result *pool, struct lo
 	seq_p50 = line(out, "pool, one at a time: end to end", seq, F_E2E, true);
 	raw_p50 = line(out, "raw: API fork -> first vsock answer", raw, F_E2E, true);
 	line(out, "a VM booted per request", boot, F_E2E, true);
+	if (qemu->n)
+		qemu_p50 = line(out, "QEMU restored per request", qemu, F_E2E, true);
+	else
+		fprintf(out, "%-34s (none: %s)\n", "QEMU restored per request", rows->qemu_why);
 	fprintf(out, "throughput: pool %.1f/s, booting a VM per request %.2f/s: %.1fx (target >= 10x)\n",
 		rate(pool), rate(boot), rate(boot) > 0 ? rate(pool) / rate(boot) : INFINITY);
 	fprintf(out, "p50 one at a time through the pool / raw fork-to-first-reply: %.2fx (target <= 2x)\n",
 		raw_p50 > 0 ? seq_p50 / raw_p50 : NAN);
+	if (qemu->n)
+		fprintf(out, "p50 one at a time: QEMU restored per request / the pool: %.1fx; QEMU's "
+			"answers %s%s%s\n", seq_p50 > 0 ? qemu_p50 / seq_p50 : NAN,
+			load_all_correct(qemu) ? "all correct, random all different" :
+			"NOT all correct or not all different", *rows->qemu_why ? "; a failure: " : "",
+			rows->qemu_why);
 	fprintf(out, "answers: pool %s, one at a time %s, raw %s (each: 200, its own clone, its own random)\n",
 		load_all_correct(pool) ? "all correct" : "NOT all correct",
 		load_all_correct(seq) ? "all correct" : "NOT all correct",

@@ -50,8 +50,13 @@ void load_wait_idle(const struct load_target *t, unsigned warm);
 void load_process_figures(const struct load_target *t, struct load_process *p);
 /* Every answer 200, from its own clone, with its own random bytes. */
 bool load_all_correct(const struct load_result *r);
-void load_report(FILE *out, const char *kvm, struct load_result *pool, struct load_result *seq,
-		 struct load_result *raw, struct load_result *boot, const struct load_process *before,
-		 const struct load_process *after);
+/* The rows measured, side by side; a QEMU without samples: qemu_why says why. */
+struct load_rows {
+	struct load_result pool, seq, raw, boot, qemu;
+	const char *qemu_why;
+};
+
+void load_report(FILE *out, const char *kvm, struct load_rows *rows,
+		 const struct load_process *before, const struct load_process *after);
 
 #endif

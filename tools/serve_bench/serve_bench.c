@@ -10,13 +10,15 @@
  *                    the clone's first vsock answer, without the pool
  *   boot per request a new `vm-fork run` of the function per request, until
  *                    its guest is ready and has answered
+ *   QEMU per request the function saved once by QEMU and restored from that
+ *                    file per request (qemu_row.c), when QEMU runs here
  *
  * Every answer is checked: status 200, its own clone id, its own random
- * bytes. QEMU is not driven here: a QEMU guest has no hybrid vsock socket,
- * and its restore is measured by `make bench` (docs/performance.md).
+ * bytes.
  *
  * Usage: vm-fork-serve-bench --vmfork BIN --kernel K --initrd I
  *          [--requests N] [--concurrency C] [--boot-requests M] [--quick]
+ *          [--qemu PATH | --no-qemu]
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -39,6 +41,7 @@
 #include "core/clock.h"
 #include "server/vsock_call.h"
 #include "tools/serve_bench/load.h"
+#include "tools/serve_bench/qemu_row.h"
 
 #define CMDLINE "console=ttyS0 reboot=k panic=-1 i8042.noaux initcall_blacklist=cmos_init quiet"
 #define MIN_WARM 4
@@ -46,7 +49,7 @@
 extern char **environ;
 
 struct opts {
-	const char *vmfork, *kernel, *initrd;
+	const char *vmfork, *kernel, *initrd, *qemu;
 	unsigned requests, concurrency, boot_requests, sequential;
 };
 
@@ -229,11 +232,13 @@ static int parse(int argc, char **argv, struct opts *o)
 		{ "initrd", required_argument, NULL, 'i' }, { "requests", required_argument, NULL, 'n' },
 		{ "concurrency", required_argument, NULL, 'c' },
 		{ "boot-requests", required_argument, NULL, 'b' }, { "quick", no_argument, NULL, 'q' },
+		{ "qemu", required_argument, NULL, 'Q' }, { "no-qemu", no_argument, NULL, 'N' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
-	*o = (struct opts){ .requests = 1000, .concurrency = 32, .boot_requests = 8, .sequential = 50 };
+	*o = (struct opts){ .requests = 1000, .concurrency = 32, .boot_requests = 8, .sequential = 50,
+			    .qemu = "qemu-system-x86_64" };
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
 		case 'v': o->vmfork = optarg; break;
@@ -243,23 +248,46 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'c': o->concurrency = (unsigned)atoi(optarg); break;
 		case 'b': o->boot_requests = (unsigned)atoi(optarg); break;
 		case 'q': o->requests = 128; o->boot_requests = 4; o->sequential = 16; break;
+		case 'Q': o->qemu = optarg; break;
+		case 'N': o->qemu = NULL; break;
 		default: return -1;
 		}
 	}
 	if (!o->vmfork || !o->kernel || !o->initrd || !o->requests || !o->concurrency ||
 	    o->concurrency > LOAD_MAX_CONCURRENCY || !o->boot_requests) {
 		fprintf(stderr, "usage: vm-fork-serve-bench --vmfork BIN --kernel K --initrd I "
-			"[--requests N] [--concurrency 1..%u] [--boot-requests M] [--quick]\n",
+			"[--requests N] [--concurrency 1..%u] [--boot-requests M] [--quick] "
+			"[--qemu PATH | --no-qemu]\n",
 			LOAD_MAX_CONCURRENCY);
 		return -1;
 	}
 	return 0;
 }
 
+/* QEMU restored per request, as many times as a VM is booted per request. */
+static void qemu_per_request(const struct opts *o, struct load_rows *rows, char *why, size_t len)
+{
+	const struct qemu_row_opts q = {
+		.qemu = o->qemu, .kernel = o->kernel, .initrd = o->initrd, .cmdline = CMDLINE,
+		.dir = dir, .port = 8080, .ready_port = 9, .requests = o->boot_requests,
+	};
+
+	why[0] = '\0';
+	rows->qemu_why = why;
+	if (!o->qemu) {
+		load_result_init(&rows->qemu, 0);
+		snprintf(why, len, "--no-qemu");
+		return;
+	}
+	fprintf(stderr, "serve-bench: QEMU restored per request, %u of them ...\n", o->boot_requests);
+	qemu_row(&q, &rows->qemu, why, len);
+}
+
 int main(int argc, char **argv)
 {
-	struct load_result pool, seq, raw, boot;
 	struct load_process before, after;
+	struct load_rows rows;
+	char qemu_why[256];
 	struct opts o;
 	pid_t daemon;
 	int status = 1;
@@ -277,21 +305,22 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	fprintf(stderr, "serve-bench: %u invocations, %u at once ...\n", o.requests, o.concurrency);
-	load_run(&target, o.concurrency, o.concurrency, &pool); /* warm-up: threads, allocator */
-	load_result_free(&pool);
+	load_run(&target, o.concurrency, o.concurrency, &rows.pool); /* warm-up: threads, allocator */
+	load_result_free(&rows.pool);
 	load_wait_idle(&target, MIN_WARM);
 	load_process_figures(&target, &before);
-	load_run(&target, o.requests, o.concurrency, &pool);
+	load_run(&target, o.requests, o.concurrency, &rows.pool);
 	load_wait_idle(&target, MIN_WARM);
 	load_process_figures(&target, &after);
 	fprintf(stderr, "serve-bench: one at a time, and raw forks ...\n");
-	load_run(&target, o.sequential, 1, &seq);
-	load_raw_forks(&target, o.sequential, dir, &raw);
+	load_run(&target, o.sequential, 1, &rows.seq);
+	load_raw_forks(&target, o.sequential, dir, &rows.raw);
 	kill(daemon, SIGTERM);
 	waitpid(daemon, &status, 0);
 	fprintf(stderr, "serve-bench: a VM booted per request, %u of them ...\n", o.boot_requests);
-	boot_per_request(&o, &boot);
-	load_report(stdout, kvm_kind(), &pool, &seq, &raw, &boot, &before, &after);
+	boot_per_request(&o, &rows.boot);
+	qemu_per_request(&o, &rows, qemu_why, sizeof(qemu_why));
+	load_report(stdout, kvm_kind(), &rows, &before, &after);
 	printf("daemon: SIGTERM -> exit status %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-	return load_all_correct(&pool) && load_all_correct(&seq) ? 0 : 1;
+	return load_all_correct(&rows.pool) && load_all_correct(&rows.seq) ? 0 : 1;
 }
