@@ -4,7 +4,9 @@
  * against the route table (server/api_vm.c), checks the body against the
  * route's fields, and sends what the handler answers (server/api_call.h).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <time.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -29,6 +31,7 @@
 
 struct api_server {
 	struct MHD_Daemon *daemon;
+	struct MHD_Daemon *tcp;     /* the extension's routes on loopback TCP, or NULL */
 	struct vmm *vmm;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	dev_t dev;                  /* the socket file we made: stop removes only that one */
@@ -44,6 +47,7 @@ struct api_request {
 	size_t len, cap;
 	bool too_big, no_mem;
 	bool extended;              /* the extension serves it */
+	bool over_tcp;              /* from the TCP listener: no control routes */
 	size_t max_body;
 	char allow[64];             /* the Allow header of a 405 */
 };
@@ -296,6 +300,9 @@ static enum MHD_Result answer(struct api_server *s, struct MHD_Connection *conn,
 	} else if (rq->extended) {
 		s->ext.serve(s->ext.ctx, method, url, rq->body ? rq->body : "", rq->len, &raw);
 		return send_raw(conn, &raw);
+	} else if (rq->over_tcp) {
+		api_error(&rq->call, MHD_HTTP_FORBIDDEN,
+			  "the control API is only on the Unix socket %s", s->path);
 	} else {
 		pthread_mutex_lock(&s->control);
 		dispatch(rq, method, url);
@@ -317,6 +324,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			return MHD_NO;
 		rq->call.vmm = s->vmm;
 		*con_cls = rq;
+		rq->over_tcp = s->tcp && MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON)
+						 ->daemon == s->tcp;
 		rq->extended = s->ext.serve && s->ext.claims(s->ext.ctx, method, url);
 		rq->max_body = rq->extended ? s->ext.max_body : API_MAX_BODY;
 		rq->too_big = declared_too_big(conn, rq->max_body);
@@ -469,15 +478,96 @@ int api_server_start_extended(struct api_server **out, struct vmm *vmm, const ch
 	return 0;
 }
 
+/* ---- Loopback TCP ---- */
+
+int api_loopback_addr(const char *addr, struct sockaddr_storage *sa, socklen_t *len)
+{
+	const char *colon = strrchr(addr, ':');
+	char host[64], *end;
+	unsigned long port;
+	size_t n;
+
+	if (!colon || colon == addr || (n = (size_t)(colon - addr)) >= sizeof(host))
+		return -EINVAL;
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (!colon[1] || *end || errno || port > 65535)
+		return -EINVAL;
+	memcpy(host, addr, n);
+	host[n] = '\0';
+	memset(sa, 0, sizeof(*sa));
+	if (host[0] == '[' && host[n - 1] == ']') {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)sa;
+
+		host[n - 1] = '\0';
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*a6);
+		return inet_pton(AF_INET6, host + 1, &a6->sin6_addr) == 1 &&
+		       IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr) ? 0 : -EINVAL;
+	}
+	struct sockaddr_in *a4 = (struct sockaddr_in *)sa;
+
+	a4->sin_family = AF_INET;
+	a4->sin_port = htons((uint16_t)port);
+	*len = sizeof(*a4);
+	/* 127.0.0.0/8 */
+	return inet_pton(AF_INET, host, &a4->sin_addr) == 1 &&
+	       (ntohl(a4->sin_addr.s_addr) >> 24) == 127 ? 0 : -EINVAL;
+}
+
+static int listen_tcp(const char *addr, unsigned *port)
+{
+	struct sockaddr_storage sa;
+	socklen_t len;
+	int one = 1, fd, ret = api_loopback_addr(addr, &sa, &len);
+
+	if (ret < 0)
+		return ret;
+	fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, 64) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	*port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port :
+						 ((struct sockaddr_in *)&sa)->sin_port);
+	return fd;
+}
+
+int api_server_listen_tcp(struct api_server *s, const char *addr, unsigned *port)
+{
+	int fd = s->tcp || !s->ext.serve ? -EBUSY : listen_tcp(addr, port);
+
+	if (fd < 0)
+		return fd;
+	/* MHD owns fd from here, as the Unix socket's. */
+	s->tcp = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+				  MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, s,
+				  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, fd,
+				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+				  MHD_OPTION_CONNECTION_LIMIT, API_MAX_CONNECTIONS_THREADED,
+				  MHD_OPTION_CONNECTION_TIMEOUT, API_IDLE_TIMEOUT_S, MHD_OPTION_END);
+	if (!s->tcp) {
+		close(fd);
+		return -EIO;
+	}
+	return 0;
+}
+
 /* Let a request in flight (say, the stop that ended the last VM) get its answer. */
-static void drain(struct api_server *s)
+static void drain(struct MHD_Daemon *d)
 {
 	struct timespec tick = { 0, 10 * 1000 * 1000 };
 
-	MHD_quiesce_daemon(s->daemon);
+	MHD_quiesce_daemon(d);
 	for (int i = 0; i < 100; i++) {
 		const union MHD_DaemonInfo *info =
-			MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+			MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
 
 		if (!info || info->num_connections == 0)
 			break;
@@ -489,7 +579,11 @@ void api_server_stop(struct api_server *s)
 {
 	if (!s)
 		return;
-	drain(s);
+	if (s->tcp) {
+		drain(s->tcp);
+		MHD_stop_daemon(s->tcp);
+	}
+	drain(s->daemon);
 	MHD_stop_daemon(s->daemon);
 	remove_socket_file(s);
 	pthread_mutex_destroy(&s->control);

@@ -31,6 +31,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #define API_MAX_BODY (64 * 1024)
 
@@ -69,6 +70,16 @@ struct api_extension {
 /* api_server_start() with ext's routes too (ext is copied; NULL: none). */
 int api_server_start_extended(struct api_server **out, struct vmm *vmm, const char *socket_path,
 			      const struct api_extension *ext);
+/*
+ * Also serve the extension's routes, and only those, on TCP at addr:
+ * "127.0.0.1:PORT" or "[::1]:PORT" (port 0: any free one), loopback only, as
+ * nothing there says who calls. The control API stays on the Unix socket,
+ * which only our user may reach: over TCP its routes are answered 403.
+ * 0 with the port bound in *port, or -errno (-EINVAL: not a loopback address).
+ */
+int api_server_listen_tcp(struct api_server *s, const char *addr, unsigned *port);
+/* addr as api_server_listen_tcp() takes it into *sa (and *len): 0 or -EINVAL. */
+int api_loopback_addr(const char *addr, struct sockaddr_storage *sa, socklen_t *len);
 /* Finish the request in progress, close every connection, remove the socket file. NULL is ok. */
 void api_server_stop(struct api_server *s);
 

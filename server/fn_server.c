@@ -239,6 +239,19 @@ static int start_pool(struct fn_server *s, const struct serve_function *f, const
 	return 0;
 }
 
+/* The functions on loopback TCP too; the port is logged, as port 0 picks one. */
+static int listen_tcp(struct fn_server *s, const char *addr)
+{
+	unsigned port = 0;
+	int ret = api_server_listen_tcp(s->api, addr, &port);
+
+	if (ret < 0)
+		pr_err("serve: cannot listen on TCP %s: %s", addr, strerror(-ret));
+	else
+		pr_info("serve: the functions on TCP port %u too (%s)", port, addr);
+	return ret;
+}
+
 int fn_server_start(struct fn_server **out, struct vmm *vmm, const struct serve_config *cfg,
 		    const char *console_dir)
 {
@@ -257,6 +270,8 @@ int fn_server_start(struct fn_server **out, struct vmm *vmm, const struct serve_
 		if (ret < 0)
 			pr_err("serve: cannot listen on %s: %s", cfg->api, strerror(-ret));
 	}
+	if (!ret && cfg->tcp)
+		ret = listen_tcp(s, cfg->tcp);
 	if (ret < 0) {
 		fn_server_stop(s);
 		return ret;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/parse.h"
+#include "server/api.h"
 #include "server/serve_config.h"
 
 #define DEFAULT_MEM        (256ULL << 20)
@@ -230,9 +231,17 @@ static int read_functions(struct reader *r, json_t *obj, struct serve_config *cf
 	return ret;
 }
 
+static bool loopback(const char *addr)
+{
+	struct sockaddr_storage sa;
+	socklen_t len;
+
+	return api_loopback_addr(addr, &sa, &len) == 0;
+}
+
 static int read_config(struct reader *r, json_t *root, struct serve_config *cfg)
 {
-	static const char *const keys[] = { "api", "functions", NULL };
+	static const char *const keys[] = { "api", "tcp", "functions", NULL };
 	int ret;
 
 	if (!json_is_object(root))
@@ -240,6 +249,11 @@ static int read_config(struct reader *r, json_t *root, struct serve_config *cfg)
 	ret = only_keys(r, root, keys);
 	if (!ret)
 		ret = get_string(r, root, "api", true, &cfg->api);
+	if (!ret)
+		ret = get_string(r, root, "tcp", false, &cfg->tcp);
+	if (!ret && cfg->tcp && !loopback(cfg->tcp))
+		ret = fail(r, "tcp", "a loopback address and port, as 127.0.0.1:8080 or [::1]:8080 "
+			   "(the functions' routes say nothing of who calls)");
 	if (!ret)
 		ret = read_functions(r, json_object_get(root, "functions"), cfg);
 	return ret;
@@ -290,6 +304,7 @@ void serve_config_free(struct serve_config *cfg)
 	}
 	free(cfg->functions);
 	free(cfg->api);
+	free(cfg->tcp);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

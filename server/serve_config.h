@@ -54,6 +54,7 @@ struct serve_function {
 
 struct serve_config {
 	char *api;
+	char *tcp;                       /* the functions on loopback TCP too ("127.0.0.1:PORT"), or NULL */
 	unsigned nfunctions;
 	struct serve_function *functions;
 };

@@ -69,17 +69,25 @@ static size_t take_header(char *data, size_t size, size_t n, void *opaque)
 	return size * n;
 }
 
-/* One request to the daemon; a status of 0: no answer (curl's error in body). */
-static void http(const char *method, const char *path, const char *body, struct answer *a)
+/*
+ * One request to the daemon, on its Unix socket, or on TCP port tcp_port when
+ * not 0; a status of 0: no answer (curl's error in body).
+ */
+static void http_to(unsigned tcp_port, const char *method, const char *path, const char *body,
+		    struct answer *a)
 {
 	CURL *curl = curl_easy_init();
 	char url[256];
 	CURLcode rc;
 
 	memset(a, 0, sizeof(*a));
-	snprintf(url, sizeof(url), "http://localhost%s", path);
+	if (tcp_port)
+		snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", tcp_port, path);
+	else
+		snprintf(url, sizeof(url), "http://localhost%s", path);
 	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, env.sock);
+	if (!tcp_port)
+		curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, env.sock);
 	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
 	if (body)
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
@@ -96,6 +104,11 @@ static void http(const char *method, const char *path, const char *body, struct 
 	curl_easy_cleanup(curl);
 }
 
+static void http(const char *method, const char *path, const char *body, struct answer *a)
+{
+	http_to(0, method, path, body, a);
+}
+
 /* The example function, booted from its kernel, or restored from snapshot when not NULL. */
 static void write_config(const char *snapshot)
 {
@@ -110,7 +123,7 @@ static void write_config(const char *snapshot)
 			 "  \"cmdline\": \"console=ttyS0 reboot=k panic=-1 i8042.noaux "
 			 "initcall_blacklist=cmos_init quiet\"", kernel,
 			 harness_build_path("examples/fn-words.cpio.gz"));
-	fprintf(f, "{ \"api\": \"%s\", \"functions\": { \"words\": {\n  %s,\n"
+	fprintf(f, "{ \"api\": \"%s\", \"tcp\": \"127.0.0.1:0\", \"functions\": { \"words\": {\n  %s,\n"
 		"  \"vsock\": \"%s/w%%u.sock\", \"port\": 8080, \"ready_port\": 9,\n"
 		"  \"timeout_ms\": %u, \"ready_timeout_ms\": %u, \"max_answer\": 4096,\n"
 		"  \"pool\": { \"min_warm\": %u, \"max_warm\": %u, \"max_concurrent\": %u%s } } } }\n",
@@ -146,7 +159,6 @@ static char *log_tail(void)
 	return tail;
 }
 
-/* Until the pool is idle with exactly its min_warm clones: what the daemon reports, polled. */
 /* GET /v1/functions: whether the words pool's limits hold (its clones are processes). */
 static bool limits_enforced(void)
 {
@@ -369,6 +381,32 @@ static void expect_status(const char *body, long status, const char *says)
 	cr_expect_eq(a.status, 200, "the invocation after %s: %ld %s", body, a.status, a.body);
 }
 
+/* The daemon's TCP port, from its log: it asked for port 0 and says which it got. */
+static unsigned tcp_port(void)
+{
+	char *log = linux_slurp(env.log);
+	const char *p = log ? strstr(log, "the functions on TCP port ") : NULL;
+	unsigned port = p ? (unsigned)atoi(p + strlen("the functions on TCP port ")) : 0;
+
+	free(log);
+	return port;
+}
+
+/* On loopback TCP the functions answer, and the control API does not. */
+static void expect_tcp_functions_only(void)
+{
+	unsigned port = tcp_port();
+	struct answer a;
+
+	cr_assert_gt(port, 0, "the daemon did not say its TCP port");
+	http_to(port, "POST", "/v1/functions/words/invoke", "ab", &a);
+	cr_expect_eq(a.status, 200, "an invocation over TCP: %ld %s", a.status, a.body);
+	cr_expect(strstr(a.body, "\"count\":"), "%s", a.body);
+	http_to(port, "GET", "/v1/vms", NULL, &a);
+	cr_expect_eq(a.status, 403, "the control API over TCP: %ld %s", a.status, a.body);
+	cr_expect(strstr(a.body, "only on the Unix socket"), "%s", a.body);
+}
+
 Test(serve, failures_and_overload_fail_alone, .timeout = 900)
 {
 	static struct answer hung[CONCURRENCY];
@@ -380,6 +418,7 @@ Test(serve, failures_and_overload_fail_alone, .timeout = 900)
 	expect_status("!hang", 504, "timeout_ms");
 	http("POST", "/v1/functions/nope/invoke", "ab", &a);
 	cr_expect_eq(a.status, 404, "%s", a.body);
+	expect_tcp_functions_only();
 	http("GET", "/v1/functions/words/invoke", NULL, &a);
 	cr_expect_eq(a.status, 405, "%s", a.body);
 	/* max_concurrent hung invocations; the next is refused while they hang */

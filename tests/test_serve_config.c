@@ -3,10 +3,11 @@
 #include <errno.h>
 #include <string.h>
 
+#include "server/api.h"
 #include "server/serve_config.h"
 
 static const char good[] =
-	"{ \"api\": \"/tmp/s.sock\", \"functions\": {"
+	"{ \"api\": \"/tmp/s.sock\", \"tcp\": \"127.0.0.1:8080\", \"functions\": {"
 	"  \"words\": { \"kernel\": \"k\", \"initrd\": \"i\", \"cmdline\": \"quiet\", \"mem\": \"128M\","
 	"    \"vsock\": \"/tmp/w%u.sock\", \"port\": 8080, \"ready_port\": 9,"
 	"    \"pool\": { \"min_warm\": 2, \"max_concurrent\": 16, \"mem_limit\": \"64M\", \"cpu_limit\": 0.5 } },"
@@ -20,6 +21,7 @@ Test(serve_config, a_good_file_and_its_defaults)
 
 	cr_assert_eq(serve_config_parse(good, &cfg, err, sizeof(err)), 0, "%s", err);
 	cr_expect_str_eq(cfg.api, "/tmp/s.sock");
+	cr_expect_str_eq(cfg.tcp, "127.0.0.1:8080");
 	cr_assert_eq(cfg.nfunctions, 2);
 	w = serve_config_function(&cfg, "words");
 	s = serve_config_function(&cfg, "snap");
@@ -76,6 +78,11 @@ Test(serve_config, errors_name_the_key)
 		{ "{\"api\": \"a\", \"functions\": {\"f\": {\"kernel\": \"k\", \"vsock\": \"v%u\", \"port\": 1}}}",
 		  "functions.f.ready_port: missing" },
 		{ "{\"api\": \"a\", \"api\": \"b\"}", "duplicate object key" },
+		{ "{\"api\": \"a\", \"tcp\": \"0.0.0.0:8080\", \"functions\": {}}", "tcp: a loopback address" },
+		{ "{\"api\": \"a\", \"tcp\": \"[::]:8080\", \"functions\": {}}", "tcp: a loopback address" },
+		{ "{\"api\": \"a\", \"tcp\": \"127.0.0.1\", \"functions\": {}}", "tcp: a loopback address" },
+		{ "{\"api\": \"a\", \"tcp\": \"127.0.0.1:65536\", \"functions\": {}}", "tcp: a loopback address" },
+		{ "{\"api\": \"a\", \"tcp\": \"localhost:80x\", \"functions\": {}}", "tcp: a loopback address" },
 		{ "{\"api\": ", "line 1" },
 	};
 	struct serve_config cfg;
@@ -92,4 +99,16 @@ Test(serve_config, errors_name_the_key)
 	}
 	cr_expect_eq(serve_config_load("/nonexistent/serve.json", &cfg, err, sizeof(err)), -ENOENT,
 		     "%s", err);
+}
+
+Test(serve_config, loopback_addresses_for_tcp)
+{
+	static const char *const good_addrs[] = { "127.0.0.1:0", "127.1.2.3:65535", "[::1]:8080" };
+	struct sockaddr_storage sa;
+	socklen_t len;
+
+	for (size_t i = 0; i < sizeof(good_addrs) / sizeof(good_addrs[0]); i++)
+		cr_expect_eq(api_loopback_addr(good_addrs[i], &sa, &len), 0, "%s", good_addrs[i]);
+	cr_expect_eq(api_loopback_addr("10.0.0.1:80", &sa, &len), -EINVAL);
+	cr_expect_eq(api_loopback_addr(":80", &sa, &len), -EINVAL);
 }

@@ -19,6 +19,8 @@ fail() { echo "with-kvm-init: $*"; echo 125 >/raw$job/status; $bb sync; $bb rebo
 $bb mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 host /host || fail "cannot mount the host's files"
 $bb mount --bind /host /raw
 for d in dev proc sys; do $bb mount --bind /$d /host/$d; done
+# Loopback, as any host has it: serve's TCP listener (127.0.0.1).
+$bb ip link set lo up
 # cgroup v2, as a systemd host has it: serve's per-clone limits (server/clone_cgroup.h).
 $bb mount -t cgroup2 cgroup2 /host/sys/fs/cgroup 2>/dev/null
 $bb mkdir -p /dev/pts /dev/shm
