@@ -114,6 +114,8 @@ static void *invoke_thread(void *arg)
 		http(curl, w->target, "POST", path, "ab", &rep);
 		rep.s->e2e_ns = now_ns() - start;
 		take_random(rep.s, rep.body);
+		if (rep.s->status != 200)
+			snprintf(rep.s->error, sizeof(rep.s->error), "%.95s", rep.body);
 	}
 	curl_easy_cleanup(curl);
 	return NULL;
@@ -152,6 +154,24 @@ long long load_pool_figure(const struct load_target *t, const char *key)
 		v = json_integer_value(f);
 	json_decref(j);
 	return v;
+}
+
+bool load_limits_enforced(const struct load_target *t, char *why, size_t len)
+{
+	CURL *curl = curl_easy_init();
+	struct load_sample s;
+	struct reply rep = { .s = &s };
+	json_t *j, *l;
+	bool yes;
+
+	http(curl, t, "GET", "/v1/functions", NULL, &rep);
+	curl_easy_cleanup(curl);
+	j = s.status == 200 ? json_loads(rep.body, 0, NULL) : NULL;
+	l = json_object_get(json_object_get(json_object_get(j, "functions"), t->function), "limits");
+	yes = json_is_true(json_object_get(l, "enforced"));
+	snprintf(why, len, "%s", json_string_value(json_object_get(l, yes ? "cgroup" : "why")) ?: "?");
+	json_decref(j);
+	return yes;
 }
 
 void load_wait_idle(const struct load_target *t, unsigned warm)
@@ -281,6 +301,20 @@ static unsigned good(const struct load_result *r)
 	return n;
 }
 
+/* What the first failed request of a row got, under its line. */
+static void first_failure(FILE *out, const struct load_result *r)
+{
+	for (unsigned i = 0; i < r->n; i++) {
+		const struct load_sample *s = &r->samples[i];
+
+		if (s->status != 200) {
+			fprintf(out, "  (request %u of %u failed first: %ld %s)\n", i + 1, r->n, s->status,
+				s->error);
+			return;
+		}
+	}
+}
+
 /* One line of the table: p50/p99/p99.9 of a field over the good samples; its p50 returned. */
 static double line(FILE *out, const char *what, const struct load_result *r, enum field f,
 		   bool rate)
@@ -299,6 +333,8 @@ static double line(FILE *out, const char *what, const struct load_result *r, enu
 		fprintf(out, " %9s", "");
 	fprintf(out, " %10.3f %10.3f %10.3f\n", p50, pct(v, n, 99), pct(v, n, 99.9));
 	free(v);
+	if (rate)
+		first_failure(out, r);
 	return p50;
 }
 
@@ -323,6 +359,10 @@ void load_report(FILE *out, const char *kvm, struct load_rows *rows,
 	line(out, "  answer", pool, F_ANSWER, false);
 	seq_p50 = line(out, "pool, one at a time: end to end", seq, F_E2E, true);
 	raw_p50 = line(out, "raw: API fork -> first vsock answer", raw, F_E2E, true);
+	if (rows->limited.n) {
+		line(out, "limits: one at a time, end to end", &rows->limited, F_E2E, true);
+		line(out, "  fork (a clone process, its cgroup)", &rows->limited, F_FORK, false);
+	}
 	line(out, "a VM booted per request", boot, F_E2E, true);
 	if (qemu->n)
 		qemu_p50 = line(out, "QEMU restored per request", qemu, F_E2E, true);
@@ -338,6 +378,10 @@ void load_report(FILE *out, const char *kvm, struct load_rows *rows,
 			load_all_correct(qemu) ? "all correct, random all different" :
 			"NOT all correct or not all different", *rows->qemu_why ? "; a failure: " : "",
 			rows->qemu_why);
+	if (rows->limited.n)
+		fprintf(out, "limits (a process and a cgroup v2 per clone) %s: %s; answers %s\n",
+			rows->limits_enforced ? "enforced, under" : "NOT enforced", rows->limits_why,
+			load_all_correct(&rows->limited) ? "all correct" : "NOT all correct");
 	fprintf(out, "answers: pool %s, one at a time %s, raw %s (each: 200, its own clone, its own random)\n",
 		load_all_correct(pool) ? "all correct" : "NOT all correct",
 		load_all_correct(seq) ? "all correct" : "NOT all correct",

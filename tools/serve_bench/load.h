@@ -19,6 +19,7 @@ struct load_sample {
 	double fork_ms, deliver_ms, answer_ms; /* Server-Timing; -1: not there */
 	unsigned long long clone_id;
 	char random[17];            /* the guest's random bytes, in hex */
+	char error[96];             /* a failure's body (or curl's error), cut */
 };
 
 struct load_result {
@@ -50,10 +51,18 @@ void load_wait_idle(const struct load_target *t, unsigned warm);
 void load_process_figures(const struct load_target *t, struct load_process *p);
 /* Every answer 200, from its own clone, with its own random bytes. */
 bool load_all_correct(const struct load_result *r);
-/* The rows measured, side by side; a QEMU without samples: qemu_why says why. */
+/* Whether the function's per-clone limits hold; why: their cgroup, or the reason not. */
+bool load_limits_enforced(const struct load_target *t, char *why, size_t len);
+
+/*
+ * The rows measured, side by side; a QEMU without samples: qemu_why says why.
+ * limited: one at a time through a pool with per-clone limits.
+ */
 struct load_rows {
-	struct load_result pool, seq, raw, boot, qemu;
+	struct load_result pool, seq, raw, boot, qemu, limited;
 	const char *qemu_why;
+	bool limits_enforced;
+	char limits_why[256];
 };
 
 void load_report(FILE *out, const char *kvm, struct load_rows *rows,

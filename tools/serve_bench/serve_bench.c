@@ -6,6 +6,8 @@
  *                    through the daemon's Unix socket; end to end, and split
  *                    into fork, deliver and answer (the Server-Timing header)
  *   pool, 1 at once  the same one at a time: the latency without queueing
+ *   limits           the same one at a time through a second function with
+ *                    per-clone limits: a process and a cgroup v2 per clone
  *   raw fork+reply   the control API's fork of the same paused template and
  *                    the clone's first vsock answer, without the pool
  *   boot per request a new `vm-fork run` of the function per request, until
@@ -45,6 +47,7 @@
 
 #define CMDLINE "console=ttyS0 reboot=k panic=-1 i8042.noaux initcall_blacklist=cmos_init quiet"
 #define MIN_WARM 4
+#define LIMITED_WARM 2 /* warm clone processes of the function with limits */
 
 extern char **environ;
 
@@ -53,7 +56,7 @@ struct opts {
 	unsigned requests, concurrency, boot_requests, sequential;
 };
 
-static struct load_target target;
+static struct load_target target, limited;
 static char dir[64];
 
 static int write_config(const struct opts *o)
@@ -68,9 +71,15 @@ static int write_config(const struct opts *o)
 	fprintf(f, "{ \"api\": \"%s\", \"functions\": { \"words\": {\n"
 		"  \"kernel\": \"%s\", \"initrd\": \"%s\", \"mem\": \"256M\", \"cmdline\": \"%s\",\n"
 		"  \"vsock\": \"%s/w%%u.sock\", \"port\": 8080, \"ready_port\": 9, \"timeout_ms\": 60000,\n"
-		"  \"pool\": { \"min_warm\": %u, \"max_warm\": %u, \"max_concurrent\": %u } } } }\n",
+		"  \"pool\": { \"min_warm\": %u, \"max_warm\": %u, \"max_concurrent\": %u } },\n",
 		target.sock, o->kernel, o->initrd, CMDLINE, dir, MIN_WARM, o->concurrency,
 		o->concurrency);
+	fprintf(f, "  \"limited\": {\n"
+		"  \"kernel\": \"%s\", \"initrd\": \"%s\", \"mem\": \"256M\", \"cmdline\": \"%s\",\n"
+		"  \"vsock\": \"%s/l%%u.sock\", \"port\": 8080, \"ready_port\": 9, \"timeout_ms\": 60000,\n"
+		"  \"pool\": { \"min_warm\": 1, \"max_warm\": %u, \"max_concurrent\": %u,\n"
+		"    \"mem_limit\": \"128M\", \"cpu_limit\": 1 } } } }\n",
+		o->kernel, o->initrd, CMDLINE, dir, LIMITED_WARM, LIMITED_WARM);
 	return fclose(f) ? -errno : 0;
 }
 
@@ -300,6 +309,8 @@ int main(int argc, char **argv)
 		return 1;
 	snprintf(target.sock, sizeof(target.sock), "%s/api.sock", dir);
 	snprintf(target.function, sizeof(target.function), "words");
+	limited = target;
+	snprintf(limited.function, sizeof(limited.function), "limited");
 	if (write_config(&o) < 0 || (daemon = start_daemon(&o)) < 0) {
 		fprintf(stderr, "serve-bench: the daemon did not start (%s)\n", dir);
 		return 1;
@@ -315,6 +326,10 @@ int main(int argc, char **argv)
 	fprintf(stderr, "serve-bench: one at a time, and raw forks ...\n");
 	load_run(&target, o.sequential, 1, &rows.seq);
 	load_raw_forks(&target, o.sequential, dir, &rows.raw);
+	fprintf(stderr, "serve-bench: one at a time with per-clone limits ...\n");
+	rows.limits_enforced = load_limits_enforced(&limited, rows.limits_why,
+						    sizeof(rows.limits_why));
+	load_run(&limited, o.sequential, 1, &rows.limited);
 	kill(daemon, SIGTERM);
 	waitpid(daemon, &status, 0);
 	fprintf(stderr, "serve-bench: a VM booted per request, %u of them ...\n", o.boot_requests);
