@@ -188,8 +188,6 @@ static enum fn_outcome outcome_of(int err)
 		return FN_CRASHED;
 	case -EMSGSIZE:
 		return FN_TOO_BIG;
-	case -ENOMEM:
-		return FN_OUT_OF_MEMORY;
 	case -ESHUTDOWN:
 		return FN_UNAVAILABLE;
 	default:
@@ -256,7 +254,7 @@ enum fn_outcome fn_pool_invoke(struct fn_pool *p, const void *body, size_t len,
 		ret = p->workers ? invoke_in_process(&rq, p->workers, &p->cgroups, r) :
 				   invoke(&rq, clone, r);
 	}
-	o = outcome_of(ret);
+	o = r->over_memory ? FN_OUT_OF_MEMORY : outcome_of(ret);
 	account(p, ret != -EBUSY && ret != -ESHUTDOWN, !clone && r->clone_id, o, r);
 	*err = ret;
 	return o;

@@ -126,8 +126,7 @@ static int close_cgroup(struct placed *p, int ret, struct invoke_result *r)
 	if (!p->cgroup.path[0])
 		return ret;
 	r->private_bytes = clone_cgroup_peak(&p->cgroup);
-	if (ret < 0 && ret != -ETIMEDOUT && clone_cgroup_oom_killed(&p->cgroup))
-		ret = -ENOMEM;
+	r->over_memory = ret < 0 && clone_cgroup_oom_killed(&p->cgroup);
 	if (clone_cgroup_remove(&p->cgroup) < 0)
 		pr_warn("invoke: the cgroup %s could not be removed", p->cgroup.path);
 	return ret;

@@ -37,6 +37,7 @@ struct invoke_result {
 	uint64_t answer_ns;        /* from then to the answer's end */
 	uint64_t private_bytes;    /* the clone's own pages at its end (measure_private) */
 	int stage_failed;          /* 0, or INVOKE_FORK / INVOKE_ANSWER: where the error came from */
+	bool over_memory;          /* the kernel ended the clone at its cgroup's memory.max */
 };
 
 enum { INVOKE_FORK = 1, INVOKE_ANSWER = 2 };
@@ -64,8 +65,8 @@ int invoke(const struct invoke_request *rq, struct vm *clone, struct invoke_resu
  * for the request with a warm worker of workers when there is one, and put
  * in a cgroup with the limits of cgroups (NULL: none) before it runs. Its
  * private_bytes are its cgroup's peak. The process is ended and reaped, its
- * socket and cgroup removed, when it returns; -ENOMEM when the clone went
- * over its memory limit and the kernel ended it.
+ * socket and cgroup removed, when it returns; r->over_memory when the
+ * clone went over its memory limit and the kernel ended it.
  */
 int invoke_in_process(const struct invoke_request *rq, struct proc_pool *workers,
 		      const struct clone_cgroups *cgroups, struct invoke_result *r);

@@ -569,7 +569,11 @@ Test(serve, limits_confine_each_clone, .timeout = 900)
 			cr_expect_neq(seen[k], seen[i], "invocations %u and %u in one clone", k, i);
 		cr_expect_eq(clone_cgroups(parent, dir, sizeof(dir)), 0, "%s outlived its request", dir);
 	}
-	/* After the first forks: the template's capture, kept while it is paused, holds an fd. */
+	/*
+	 * After the first forks (the template's capture, kept while it is paused, holds an fd),
+	 * with the warm workers back (each holds its socket).
+	 */
+	wait_idle();
 	process_figures(&fds0, &rss0);
 	expect_hung_clone_confined(parent);
 	expect_status("!eat 128", 502, "pool.mem_limit");
