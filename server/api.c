@@ -433,6 +433,17 @@ static void remove_socket_file(struct api_server *s)
 		unlink(s->path);
 }
 
+/* An HTTP server of s's routes on the listening socket fd, which it owns from here. */
+static struct MHD_Daemon *start_mhd(struct api_server *s, int fd, unsigned flags,
+				    unsigned max_connections)
+{
+	return MHD_start_daemon(flags | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, s,
+				MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, fd,
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
+				max_connections, MHD_OPTION_CONNECTION_TIMEOUT, API_IDLE_TIMEOUT_S,
+				MHD_OPTION_END);
+}
+
 int api_server_start(struct api_server **out, struct vmm *vmm, const char *socket_path)
 {
 	return api_server_start_extended(out, vmm, socket_path, NULL);
@@ -460,13 +471,8 @@ int api_server_start_extended(struct api_server **out, struct vmm *vmm, const ch
 		return fd;
 	}
 	/* MHD owns fd from here: MHD_stop_daemon() closes it. */
-	s->daemon = MHD_start_daemon(flags | MHD_USE_ERROR_LOG, 0, NULL,
-				     NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-				     MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
-				     on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
-				     ext ? API_MAX_CONNECTIONS_THREADED : API_MAX_CONNECTIONS,
-				     MHD_OPTION_CONNECTION_TIMEOUT,
-				     API_IDLE_TIMEOUT_S, MHD_OPTION_END);
+	s->daemon = start_mhd(s, fd, flags,
+			      ext ? API_MAX_CONNECTIONS_THREADED : API_MAX_CONNECTIONS);
 	if (!s->daemon) {
 		pr_err("api: cannot start the HTTP server on %s", socket_path);
 		close(fd);
@@ -546,12 +552,8 @@ int api_server_listen_tcp(struct api_server *s, const char *addr, unsigned *port
 	if (fd < 0)
 		return fd;
 	/* MHD owns fd from here, as the Unix socket's. */
-	s->tcp = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-				  MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, s,
-				  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, fd,
-				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-				  MHD_OPTION_CONNECTION_LIMIT, API_MAX_CONNECTIONS_THREADED,
-				  MHD_OPTION_CONNECTION_TIMEOUT, API_IDLE_TIMEOUT_S, MHD_OPTION_END);
+	s->tcp = start_mhd(s, fd, MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
+			   API_MAX_CONNECTIONS_THREADED);
 	if (!s->tcp) {
 		close(fd);
 		return -EIO;

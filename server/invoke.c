@@ -1,9 +1,7 @@
 /* One invocation of a function in a fresh clone (server/invoke.h). */
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -13,6 +11,7 @@
 #include "devices/vsock_conn.h"
 #include "fork/fork.h"
 #include "fork/procfork.h"
+#include "fork/procpool.h"
 #include "fork/vmm.h"
 #include "server/clone_cgroup.h"
 #include "server/invoke.h"
@@ -113,13 +112,6 @@ static int place(void *ctx, pid_t pid, uint64_t clone_id)
 	return clone_cgroup_enter(p->cgroups, &p->cgroup, pid, clone_id);
 }
 
-static void end_process(pid_t pid)
-{
-	kill(pid, SIGKILL);
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
-}
-
 /* The clone's process is gone: what its cgroup saw, then the cgroup. */
 static int close_cgroup(struct placed *p, int ret, struct invoke_result *r)
 {
@@ -159,7 +151,7 @@ int invoke_in_process(const struct invoke_request *rq, struct proc_pool *workers
 		ret = deliver(rq, path, r);
 	if (ret < 0)
 		r->stage_failed = INVOKE_ANSWER;
-	end_process(clone.pid);
+	proc_worker_discard(&(struct proc_worker){ .pid = clone.pid, .sock = -1 });
 	if (*path)
 		unlink(path); /* its listener's: a killed process leaves it */
 	return close_cgroup(&placed, ret, r);
