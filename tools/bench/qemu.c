@@ -36,22 +36,6 @@ static void qemu_paths(const struct bench_ctx *ctx, struct qemu_paths *p)
 	snprintf(p->state, sizeof(p->state), "%s/state.bin", ctx->tmpdir);
 }
 
-static void qemu_child(const char *const argv[], const char *err_path)
-{
-	int null = open("/dev/null", O_RDWR);
-	int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-	if (null >= 0) {
-		dup2(null, STDIN_FILENO);
-		dup2(null, STDOUT_FILENO);
-	}
-	if (err >= 0)
-		dup2(err, STDERR_FILENO);
-	execvp(argv[0], (char *const *)argv);
-	fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
-	_exit(127);
-}
-
 static pid_t qemu_spawn(const struct bench_ctx *ctx, const struct qemu_paths *p, uint64_t size,
 			bool incoming)
 {
@@ -68,7 +52,7 @@ static pid_t qemu_spawn(const struct bench_ctx *ctx, const struct qemu_paths *p,
 	unlink(p->sock);
 	pid = fork();
 	if (pid == 0)
-		qemu_child(argv, p->err);
+		qemu_exec_child(argv, p->err);
 	return pid < 0 ? -errno : pid;
 }
 
@@ -94,17 +78,9 @@ static void qemu_stop(struct qmp *q, pid_t pid)
 static int migrate(struct qmp *q, const char *cmd, const char *fmt, const char *file)
 {
 	char uri[160];
-	json_t *args;
-	int ret = qmp_migration_events(q);
 
-	if (ret < 0)
-		return ret;
 	snprintf(uri, sizeof(uri), fmt, file);
-	args = json_pack("{s:s}", "uri", uri);
-	if (!args)
-		return -ENOMEM;
-	ret = qmp_cmd(q, cmd, args, 10000);
-	return ret < 0 ? ret : qmp_wait_migration(q, QEMU_MIGRATE_MS);
+	return qmp_migrate(q, cmd, uri, QEMU_MIGRATE_MS);
 }
 
 static int qemu_save(const struct bench_ctx *ctx, const struct qemu_paths *p, uint64_t size)

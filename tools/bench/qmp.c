@@ -1,5 +1,7 @@
 /* A minimal QMP client: newline-delimited JSON over a Unix socket. */
 #include <errno.h>
+#include <stdio.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,4 +258,34 @@ bool qmp_running(struct qmp *q)
 
 	json_decref(ret);
 	return running;
+}
+
+int qmp_migrate(struct qmp *q, const char *cmd, const char *uri, unsigned timeout_ms)
+{
+	json_t *args;
+	int ret = qmp_migration_events(q);
+
+	if (ret < 0)
+		return ret;
+	args = json_pack("{s:s}", "uri", uri);
+	if (!args)
+		return -ENOMEM;
+	ret = qmp_cmd(q, cmd, args, 10000);
+	return ret < 0 ? ret : qmp_wait_migration(q, timeout_ms);
+}
+
+void qemu_exec_child(const char *const argv[], const char *err_path)
+{
+	int null = open("/dev/null", O_RDWR);
+	int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+	}
+	if (err >= 0)
+		dup2(err, STDERR_FILENO);
+	execvp(argv[0], (char *const *)argv);
+	fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
 }

@@ -38,4 +38,13 @@ int qmp_wait_migration(struct qmp *q, unsigned timeout_ms);
 /* query-status says the VM runs. */
 bool qmp_running(struct qmp *q);
 
+/*
+ * cmd ("migrate" or "migrate-incoming") with uri, then its MIGRATION event
+ * within timeout_ms: 0, -EIO (failed) or -errno.
+ */
+int qmp_migrate(struct qmp *q, const char *cmd, const char *uri, unsigned timeout_ms);
+
+/* In a forked child: QEMU's argv with stdin and stdout on /dev/null, stderr to err_path. */
+void qemu_exec_child(const char *const argv[], const char *err_path) __attribute__((noreturn));
+
 #endif

@@ -49,16 +49,8 @@ static pid_t spawn_qemu(const struct qemu_run *r, bool incoming)
 	snprintf(qmp, sizeof(qmp), "unix:%s,server=on,wait=off", r->sock);
 	unlink(r->sock);
 	pid = fork();
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR), err = open(r->err, O_WRONLY | O_CREAT | O_TRUNC,
-								  0600);
-
-		dup2(null, STDIN_FILENO);
-		dup2(null, STDOUT_FILENO);
-		dup2(err, STDERR_FILENO);
-		execvp(argv[0], (char *const *)argv);
-		_exit(127);
-	}
+	if (pid == 0)
+		qemu_exec_child(argv, r->err);
 	return pid;
 }
 
@@ -103,12 +95,9 @@ static int vsock_listen(unsigned port)
 static int migrate(struct qmp *q, const char *cmd, const char *fmt, const char *file)
 {
 	char uri[192];
-	int ret = qmp_migration_events(q);
 
 	snprintf(uri, sizeof(uri), fmt, file);
-	if (!ret)
-		ret = qmp_cmd(q, cmd, json_pack("{s:s}", "uri", uri), 10000);
-	return ret < 0 ? ret : qmp_wait_migration(q, MIGRATE_MS);
+	return qmp_migrate(q, cmd, uri, MIGRATE_MS);
 }
 
 /* Boot once until ready, then save the state file. */
