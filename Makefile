@@ -61,6 +61,20 @@ $(BUILD)/guest/rt/%.o: guest/rt/%.S
 $(BUILD)/guest/%.o: guest/%.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(GUEST_CFLAGS) -c $< -o $@
+# Fuzz targets: built with clang's trace-pc-guard coverage (guest/rt/fuzz.c has the callback).
+CLANG ?= clang
+GUEST_CLANG_CFLAGS := $(filter-out -isystem $(shell $(CC) -print-file-name=include),$(GUEST_CFLAGS)) \
+                      -isystem $(shell $(CLANG) -print-resource-dir 2>/dev/null)/include \
+                      -fsanitize-coverage=trace-pc-guard
+FUZZ_GUESTS := fuzz_target
+$(FUZZ_GUESTS:%=$(BUILD)/guest/%.o): $(BUILD)/guest/%.o: guest/%.c
+	@mkdir -p $(@D)
+	$(Q)$(CLANG) $(GUEST_CLANG_CFLAGS) -c $< -o $@
+# The same target as a Linux process under afl-clang-fast, for make bench.
+FUZZ_NATIVE := $(BUILD)/fuzz/tlv-native
+$(FUZZ_NATIVE): guest/fuzz/native.c guest/fuzz/tlv.h
+	@mkdir -p $(@D)
+	$(Q)AFL_QUIET=1 afl-clang-fast -O2 $< -o $@
 $(BUILD)/guest/%.elf: $(BUILD)/guest/%.o $(GUEST_RT_OBJS) guest/rt/guest.ld
 	$(Q)$(CC) $(GUEST_LDFLAGS) $(BUILD)/guest/$*.o $(GUEST_RT_OBJS) -o $@
 

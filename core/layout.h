@@ -34,6 +34,15 @@
 #define LAYOUT_MMIO_HOLE_END 0x100000000ULL
 #define LAYOUT_HIGH_RAM     0x100000000ULL
 
+/*
+ * vm-fork fuzz's regions in the 32-bit hole, memory of their own (not RAM):
+ * the coverage map (up to 16 MiB) and the input (up to 16 MiB).
+ */
+#define LAYOUT_FUZZ_MAP     0xc0000000ULL
+#define LAYOUT_FUZZ_MAP_MAX (16 * MiB)
+#define LAYOUT_FUZZ_INPUT   0xc1000000ULL
+#define LAYOUT_FUZZ_INPUT_MAX (16 * MiB)
+
 /* Devices in the 32-bit hole. */
 #define LAYOUT_CTL_MMIO     0xd0000000ULL /* control device, one page */
 #define LAYOUT_GED_MMIO     0xd0001000ULL /* ACPI Generic Event Device's event register */

@@ -99,6 +99,20 @@ int guest_mem_register(const struct guest_mem *mem, int vm_fd)
 	return 0;
 }
 
+int guest_mem_map_host(int vm_fd, uint32_t slot, uint64_t gpa, void *host, uint64_t size,
+		       bool read_only)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = slot, .guest_phys_addr = gpa, .memory_size = size,
+		.userspace_addr = (uint64_t)(uintptr_t)host,
+		.flags = read_only ? KVM_MEM_READONLY : 0,
+	};
+
+	if ((gpa | size | r.userspace_addr) % PAGE_SIZE || slot < GUEST_MEM_MAX_REGIONS)
+		return -EINVAL;
+	return kvm_ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &r);
+}
+
 void guest_mem_destroy(struct guest_mem *mem)
 {
 	free(mem->host_dirty);

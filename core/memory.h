@@ -43,6 +43,17 @@ int guest_mem_create(struct guest_mem *mem, uint64_t size, const char *path);
 int guest_mem_register(const struct guest_mem *mem, int vm_fd);
 void guest_mem_destroy(struct guest_mem *mem);
 
+/* KVM memory slots outside RAM, after its regions' (slots 0 and 1). */
+#define MEM_SLOT_FUZZ_MAP   2
+#define MEM_SLOT_FUZZ_INPUT 3
+/*
+ * Map host memory that the layer above owns (not RAM: no part of a fork,
+ * snapshot or reset) at gpa as slot; size and host page-aligned; read_only:
+ * the guest's writes exit instead. size 0 removes the slot.
+ */
+int guest_mem_map_host(int vm_fd, uint32_t slot, uint64_t gpa, void *host, uint64_t size,
+		       bool read_only);
+
 /* Split size bytes of RAM into regions around the MMIO hole; returns the count. */
 unsigned guest_mem_layout(uint64_t size, struct mem_region regions[GUEST_MEM_MAX_REGIONS]);
 

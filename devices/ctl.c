@@ -51,6 +51,10 @@ static void ctl_read_reg(struct ctl_dev *ctl, uint64_t offset, uint64_t *val)
 	case VMFORK_CTL_FORK_FIRST_ID: *val = ctl->fork_first_id; break;
 	case VMFORK_CTL_RESETS: *val = ctl->resets; break;
 	case VMFORK_CTL_SNAPSHOT_RESULT: *val = ctl->mark_result; break;
+	case VMFORK_CTL_FUZZ_INPUT: *val = ctl->fuzz.input_gpa; break;
+	case VMFORK_CTL_FUZZ_INPUT_MAX: *val = ctl->fuzz.input_max; break;
+	case VMFORK_CTL_FUZZ_MAP: *val = ctl->fuzz.map_gpa; break;
+	case VMFORK_CTL_FUZZ_MAP_SIZE: *val = ctl->fuzz.map_size; break;
 	default:
 		*val = 0;
 		ctl->bad_accesses++;
@@ -122,6 +126,13 @@ void ctl_identity(struct ctl_dev *ctl, uint64_t *generation, uint64_t *child_ind
 	pthread_mutex_unlock(&ctl->lock);
 }
 
+void ctl_set_fuzz(struct ctl_dev *ctl, const struct ctl_fuzz_info *info)
+{
+	pthread_mutex_lock(&ctl->lock);
+	ctl->fuzz = *info;
+	pthread_mutex_unlock(&ctl->lock);
+}
+
 uint64_t ctl_count_reset(struct ctl_dev *ctl)
 {
 	uint64_t resets;
@@ -176,6 +187,18 @@ static void ctl_write_reg(struct ctl_dev *ctl, uint64_t offset, uint64_t val)
 	case VMFORK_CTL_RESET:
 		if (ctl->host.reset)
 			ctl->host.reset(ctl->host.opaque);
+		break;
+	case VMFORK_CTL_FUZZ_DONE:
+		if (ctl->host.fuzz_done)
+			ctl->host.fuzz_done(ctl->host.opaque);
+		else
+			ctl_count_bad(ctl);
+		break;
+	case VMFORK_CTL_FUZZ_CRASH:
+		if (ctl->host.fuzz_crash)
+			ctl->host.fuzz_crash(ctl->host.opaque, val);
+		else
+			ctl_count_bad(ctl);
 		break;
 	default: ctl_count_bad(ctl); break;
 	}

@@ -20,7 +20,15 @@ struct ctl_host {
 	/* The guest wrote SNAPSHOT (value: see ctl_abi.h) / RESET: same thread rules as fork. */
 	void (*mark)(void *opaque, uint64_t value);
 	void (*reset)(void *opaque);
+	/* The guest wrote FUZZ_DONE / FUZZ_CRASH (value): same thread rules as fork. */
+	void (*fuzz_done)(void *opaque);
+	void (*fuzz_crash)(void *opaque, uint64_t value);
 	void *opaque;
+};
+
+/* Where a fuzzing harness finds its input and coverage map (0: none). */
+struct ctl_fuzz_info {
+	uint64_t input_gpa, input_max, map_gpa, map_size;
 };
 
 struct ctl_dev {
@@ -33,6 +41,7 @@ struct ctl_dev {
 	/* Host-side, never part of a saved state: they must survive a reset. */
 	uint64_t resets, mark_result;
 	uint64_t bad_accesses;        /* wrong size, misaligned, unknown offset, bad GPA */
+	struct ctl_fuzz_info fuzz;    /* what FUZZ_* read; set by vm-fork fuzz */
 };
 
 /* The guest-visible identity and fork registers: what a fork or snapshot carries. */
@@ -46,6 +55,7 @@ void ctl_set_fork_result(struct ctl_dev *ctl, int64_t result, uint64_t first_id)
 void ctl_set_mark_result(struct ctl_dev *ctl, int64_t result);
 /* The GENERATION and CHILD_INDEX the guest reads. */
 void ctl_identity(struct ctl_dev *ctl, uint64_t *generation, uint64_t *child_index);
+void ctl_set_fuzz(struct ctl_dev *ctl, const struct ctl_fuzz_info *info);
 /* Count a reset; returns the count after it. */
 uint64_t ctl_count_reset(struct ctl_dev *ctl);
 /* Count an access the guest got wrong (size, alignment, offset, a GPA outside its RAM). */

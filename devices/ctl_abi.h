@@ -61,6 +61,32 @@
 #define VMFORK_CTL_RESETS      0x70 /* RO: resets so far */
 #define VMFORK_CTL_SNAPSHOT_RESULT 0x78 /* RO: result of the last mark */
 
+/*
+ * Fuzzing under `vm-fork fuzz` (docs/guest-abi.md, "Fuzzing"). A harness
+ * reads where its input and the coverage map are, marks its start with
+ * SNAPSHOT, and ends each run with DONE or CRASH: the VMM reports the run to
+ * the fuzzer, returns the VM to the mark and loads the next input before the
+ * harness runs on after the SNAPSHOT write again. The input region (a struct
+ * vmfork_fuzz_input) and the map are memory of their own outside RAM, not
+ * reset: the map is the fuzzer's (AFL++'s shared memory) and the input is
+ * read-only to the guest. Outside `vm-fork fuzz` the address registers read
+ * 0 and DONE and CRASH are ignored (counted as bad accesses).
+ */
+#define VMFORK_CTL_FUZZ_INPUT     0x80 /* RO: GPA of the input region, 0: not fuzzing */
+#define VMFORK_CTL_FUZZ_INPUT_MAX 0x88 /* RO: bytes of input data the region holds at most */
+#define VMFORK_CTL_FUZZ_MAP       0x90 /* RO: GPA of the coverage map, 0: no coverage */
+#define VMFORK_CTL_FUZZ_MAP_SIZE  0x98 /* RO: its size in bytes (a power of 2) */
+#define VMFORK_CTL_FUZZ_DONE      0xa0 /* WO: the run ended well; the value is ignored */
+#define VMFORK_CTL_FUZZ_CRASH     0xa8 /* WO: the run crashed; the value says how (below) */
+
+/* CRASH values: a CPU exception the guest caught, or any other value: the harness's own code. */
+#define VMFORK_FUZZ_CRASH_EXCEPTION 0x100ULL /* | vector (0..31) */
+
+struct vmfork_fuzz_input {
+	unsigned long long len;  /* bytes of data in this run's input */
+	unsigned char data[];
+};
+
 #define VMFORK_LOG_MAX 4000 /* bytes of text per message; longer is cut */
 
 struct vmfork_log_msg {

@@ -95,6 +95,8 @@ void vm_guest_fork(struct vm *vm, struct vcpu *self, uint64_t count);
  * and reset once it is done.
  */
 void vm_attach_fork_engine(struct vm *vm);
+/* The fork engine's hooks, for a layer above whose own hooks wrap them (server/fuzz.c). */
+const struct vm_guest_ops *vm_fork_engine_ops(void);
 /* Forget the state cached by a fork (the VM ran, or is going away). */
 void vm_drop_cached_state(struct vm *vm);
 

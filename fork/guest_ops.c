@@ -34,7 +34,14 @@ static const struct vm_guest_ops fork_guest_ops = {
 	.release = guest_release,
 };
 
+/* A layer above that installed its own ops (which wrap these) keeps them. */
 void vm_attach_fork_engine(struct vm *vm)
 {
-	vm->guest_ops = &fork_guest_ops;
+	if (!vm->guest_ops)
+		vm->guest_ops = &fork_guest_ops;
+}
+
+const struct vm_guest_ops *vm_fork_engine_ops(void)
+{
+	return &fork_guest_ops;
 }

@@ -70,6 +70,11 @@ int cmd_snapshot(int argc, char **argv);
 void cmd_snapshot_usage(FILE *out);
 int cmd_restore(int argc, char **argv);
 void cmd_restore_usage(FILE *out);
+/* Fuzzing with afl-fuzz (tools/cmd_fuzz.c); the helper is hidden. */
+int cmd_fuzz(int argc, char **argv);
+void cmd_fuzz_usage(FILE *out);
+int cmd_fuzz_helper(int argc, char **argv);
+void cmd_fuzz_helper_usage(FILE *out);
 /* The serverless pool (tools/cmd_serve.c). */
 int cmd_serve(int argc, char **argv);
 void cmd_serve_usage(FILE *out);

@@ -18,8 +18,12 @@ static const struct cli_command commands[] = {
 	{ "restore", "start VMs from a snapshot directory", cmd_restore, cmd_restore_usage },
 	{ "serve", "serve functions, each request in a fresh clone (serverless pool)", cmd_serve,
 	  cmd_serve_usage },
+	{ "fuzz", "fuzz a guest with afl-fuzz, resetting the VM between inputs", cmd_fuzz,
+	  cmd_fuzz_usage },
 	/* Hidden (no summary): started by a VMM for a process fork (fork/procfork.h). */
 	{ "clone-worker", NULL, cmd_clone_worker, cmd_clone_worker_usage },
+	/* Hidden: the pid afl-fuzz kills on a timeout (server/fuzz.h). */
+	{ "fuzz-helper", NULL, cmd_fuzz_helper, cmd_fuzz_helper_usage },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -210,14 +210,14 @@ static void handle_system_event(struct vcpu *vcpu)
 {
 	switch (vcpu->run->system_event.type) {
 	case KVM_SYSTEM_EVENT_RESET:
-		vm_request_stop(vcpu->vm, VM_STOP_RESET, 0);
+		vm_guest_ended(vcpu->vm, VM_STOP_RESET, 0);
 		break;
 	case KVM_SYSTEM_EVENT_SHUTDOWN:
-		vm_request_stop(vcpu->vm, VM_STOP_POWEROFF, 0);
+		vm_guest_ended(vcpu->vm, VM_STOP_POWEROFF, 0);
 		break;
 	default:
 		pr_err("vCPU %u: system event %u", vcpu->index, vcpu->run->system_event.type);
-		vm_request_stop(vcpu->vm, VM_STOP_ERROR, 1);
+		vm_guest_ended(vcpu->vm, VM_STOP_ERROR, 1);
 	}
 }
 
@@ -231,7 +231,7 @@ static void handle_failure(struct vcpu *vcpu, enum vm_stop_reason reason, const 
 	else
 		pr_err("vCPU %u: %s (exit reason %u)", vcpu->index, what, run->exit_reason);
 	vcpu_dump(vcpu);
-	vm_request_stop(vcpu->vm, reason, reason == VM_STOP_TRIPLE_FAULT ? 2 : 1);
+	vm_guest_ended(vcpu->vm, reason, reason == VM_STOP_TRIPLE_FAULT ? 2 : 1);
 }
 
 static void handle_exit(struct vcpu *vcpu)

@@ -65,7 +65,7 @@ static void dev_set_irq(void *opaque, unsigned gsi, int level)
 
 static void ctl_exit(void *opaque, int status)
 {
-	vm_request_stop(opaque, VM_STOP_GUEST_EXIT, status);
+	vm_guest_ended(opaque, VM_STOP_GUEST_EXIT, status);
 }
 
 static void ctl_log(void *opaque, const char *text, size_t len)
@@ -126,14 +126,34 @@ static void ctl_reset_request(void *opaque)
 			(unsigned long long)vm->id);
 }
 
+static void ctl_fuzz_done(void *opaque)
+{
+	struct vm *vm = opaque;
+
+	if (vm->guest_ops && vm->guest_ops->fuzz_done)
+		vm->guest_ops->fuzz_done(vm, vcpu_self());
+	else
+		ctl_count_bad(&vm->ctl);
+}
+
+static void ctl_fuzz_crash(void *opaque, uint64_t value)
+{
+	struct vm *vm = opaque;
+
+	if (vm->guest_ops && vm->guest_ops->fuzz_crash)
+		vm->guest_ops->fuzz_crash(vm, vcpu_self(), value);
+	else
+		ctl_count_bad(&vm->ctl);
+}
+
 static void dev_reset_machine(void *opaque)
 {
-	vm_request_stop(opaque, VM_STOP_RESET, 0);
+	vm_guest_ended(opaque, VM_STOP_RESET, 0);
 }
 
 static void dev_poweroff(void *opaque)
 {
-	vm_request_stop(opaque, VM_STOP_POWEROFF, 0);
+	vm_guest_ended(opaque, VM_STOP_POWEROFF, 0);
 }
 
 /* A device's ACPI events go through the VM's GED, which interrupts the guest. */
@@ -247,7 +267,8 @@ static int create_devices(struct vm *vm, const char *console)
 	};
 	struct ctl_host ctl_host = {
 		.exit = ctl_exit, .log = ctl_log, .report = ctl_report, .fork = ctl_fork_request,
-		.mark = ctl_mark_request, .reset = ctl_reset_request, .opaque = vm,
+		.mark = ctl_mark_request, .reset = ctl_reset_request, .fuzz_done = ctl_fuzz_done,
+		.fuzz_crash = ctl_fuzz_crash, .opaque = vm,
 	};
 	int ret = vm_set_console(vm, console ? console : "stdio");
 
@@ -548,6 +569,16 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status)
 	pthread_mutex_unlock(&vm->lock);
 	if (vm->guest_ops)
 		vm->guest_ops->stopped(vm);
+}
+
+void vm_guest_ended(struct vm *vm, enum vm_stop_reason reason, int status)
+{
+	struct vcpu *self = vcpu_self();
+
+	if (self && vm->guest_ops && vm->guest_ops->ending &&
+	    vm->guest_ops->ending(vm, self, reason, status))
+		return;
+	vm_request_stop(vm, reason, status);
 }
 
 enum vm_stop_reason vm_stop_reason(struct vm *vm)

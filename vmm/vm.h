@@ -21,6 +21,7 @@
 struct console;
 struct fork_cache;
 struct reset_point;
+struct fuzz_session;
 struct vcpu;
 
 struct vm_config {
@@ -71,6 +72,15 @@ struct vm_guest_ops {
 	void (*stopped)(struct vm *vm);
 	/* The VM is being destroyed: free what the layer above hung on it. */
 	void (*release)(struct vm *vm);
+	/*
+	 * Fuzzing (server/fuzz.c), each optional: the guest's FUZZ_DONE and
+	 * FUZZ_CRASH on its vCPU thread; and the guest is about to end the VM
+	 * (reason, status as vm_request_stop()'s) on vCPU self: true when the
+	 * layer above took it as the end of a run and the VM goes on.
+	 */
+	void (*fuzz_done)(struct vm *vm, struct vcpu *self);
+	void (*fuzz_crash)(struct vm *vm, struct vcpu *self, uint64_t value);
+	bool (*ending)(struct vm *vm, struct vcpu *self, enum vm_stop_reason reason, int status);
 };
 
 struct vm {
@@ -85,6 +95,7 @@ struct vm {
 	/* What a fork captured while paused, reused by further forks until it runs again. */
 	struct fork_cache *fork_cache;
 	struct reset_point *reset_point; /* fork/reset.h */
+	struct fuzz_session *fuzz;    /* server/fuzz.h: vm-fork fuzz's session, or NULL */
 	int fd;
 	struct guest_mem mem;
 	struct bus bus;
@@ -184,6 +195,12 @@ enum vm_stop_reason vm_wait(struct vm *vm);
 enum vm_stop_reason vm_stop_reason(struct vm *vm);
 /* Ask the VM to stop; the first reason given wins. Safe from any thread. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int status);
+/*
+ * The guest ends the VM (exit, reset, poweroff, triple fault, a failure KVM
+ * cannot go on from), on its vCPU thread: the guest ops' ending() may take
+ * it (a fuzzer's crash); otherwise vm_request_stop().
+ */
+void vm_guest_ended(struct vm *vm, enum vm_stop_reason reason, int status);
 bool vm_stopping(struct vm *vm);
 void vm_destroy(struct vm *vm);
 

@@ -143,6 +143,26 @@ uint64_t rt_exception_count(unsigned vector);
 /* The last fixed-up fault (a copy; written by whichever CPU faulted last). */
 struct rt_fault rt_last_fault(void);
 
+/*
+ * Fuzzing under vm-fork fuzz (docs/fuzzing.md), at CPL3. rt_fuzz_start marks
+ * the point every run starts from and returns the run's input (NULL when not
+ * under vm-fork fuzz); it also points the coverage callback of files built
+ * with -fsanitize-coverage=trace-pc-guard at the map. A run ends with
+ * rt_fuzz_done, rt_fuzz_crash, or an exception the runtime does not expect
+ * (it reports it as a crash): the VMM resets the VM to the mark, and
+ * rt_fuzz_start returns again with the next input.
+ */
+bool rt_fuzzing(void);
+const uint8_t *rt_fuzz_start(size_t *len);
+rt_noreturn void rt_fuzz_done(void);
+rt_noreturn void rt_fuzz_crash(uint64_t code);
+/*
+ * Make the 4 KiB page at addr (below 4 GiB) fault on any access: a guard page
+ * after a buffer, so an overflow faults where it happens. CPL0 only; a few
+ * 2 MiB pages may hold guards. false when no table is left.
+ */
+bool rt_guard_page(uint64_t addr);
+
 /* Small freestanding libc. */
 void *memcpy(void *dst, const void *src, size_t n);
 void *memset(void *dst, int c, size_t n);

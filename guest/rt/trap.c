@@ -49,6 +49,9 @@ static rt_noreturn void die(const struct rt_trap_frame *f)
 			  name ? name : "exception", v, f->rip, f->cs & 3, f->error,
 			  v == RT_VEC_PF ? read_cr2() : 0, f->rsp, lapic_read(LAPIC_ID) >> 24,
 			  status);
+	/* Under vm-fork fuzz the run ends as a crash and the VM goes back to its mark. */
+	if (v < RT_NEXCEPTIONS && rt_fuzzing())
+		rt_ctl_write(VMFORK_CTL_FUZZ_CRASH, VMFORK_FUZZ_CRASH_EXCEPTION | v);
 	rt_exit(status);
 }
 
