@@ -125,7 +125,7 @@ test: deps check
 
 bench: deps
 	$(Q)tools/install-deps.sh configs/bench-packages.txt
-	$(Q)$(MAKE) --no-print-directory all $(BENCH) $(GUEST_KERNEL)
+	$(Q)$(MAKE) --no-print-directory all $(BENCH) $(GUEST_KERNEL) $(FUZZ_NATIVE)
 	$(Q)tools/with-kvm.sh tools/bench/run.sh $(BUILD)
 
 # vm-fork serve under load (tools/serve_bench): SERVE_BENCH_ARGS=--quick for a short run.

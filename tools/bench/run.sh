@@ -1,9 +1,11 @@
 #!/bin/sh
-# make bench: run vm-fork-bench, keep its table, and plot the results.
+# make bench: run vm-fork-bench, keep its table, plot the results, and add the
+# fuzzing rows (tools/bench/fuzz.sh; BENCH_FUZZ=0 skips them).
 # Usage: tools/bench/run.sh BUILD_DIR [vm-fork-bench options]
 # Options also come from $BENCH_ARGS (make bench BENCH_ARGS=--quick).
 # Everything goes to BUILD_DIR/bench: table.txt, results.csv, results.json,
-# plot.dat and latency.png (times), plot_mem.dat and memory.png (per-clone memory).
+# plot.dat and latency.png (times), plot_mem.dat and memory.png (per-clone memory),
+# fuzz.txt and fuzz/ (the fuzzing rows and their afl-fuzz runs).
 set -eu
 build=${1:?usage: run.sh BUILD_DIR [vm-fork-bench options]}
 shift
@@ -33,5 +35,20 @@ if command -v gnuplot >/dev/null 2>&1; then
 	fi
 else
 	echo "bench: gnuplot not installed, no plot (apt-get install gnuplot-nox)" >&2
+fi
+
+# The fuzzing rows (tools/bench/fuzz.sh, BENCH_FUZZ=0 skips them), appended to the table.
+if [ "${BENCH_FUZZ:-1}" = 0 ]; then
+	echo "bench: fuzzing rows skipped (BENCH_FUZZ=0)" >&2
+elif ! command -v afl-fuzz >/dev/null 2>&1; then
+	echo "bench: afl-fuzz not installed, no fuzzing rows (apt-get install afl++)" >&2
+	printf '\nFuzzing: not measured, afl-fuzz not installed\n' >>"$out/table.txt"
+else
+	"$here/fuzz.sh" "$build" >"$out/fuzz.txt" || rc=$?
+	[ "$rc" -eq 0 ] || { echo "bench: tools/bench/fuzz.sh failed (exit $rc)" >&2; exit "$rc"; }
+	printf '\n' >>"$out/table.txt"
+	cat "$out/fuzz.txt" >>"$out/table.txt"
+	echo
+	cat "$out/fuzz.txt"
 fi
 echo "wrote $out/table.txt"
