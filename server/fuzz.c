@@ -183,16 +183,24 @@ static void end_run_on_vcpu(struct fuzz_session *s, struct vcpu *self,
 	}
 }
 
+/* The hung run's status goes out only once its vCPU is out: no late edge lands in the next map. */
+static int act_end_hang(struct vm *vm, void *arg)
+{
+	struct fuzz_session *s = arg;
+
+	finish_run(s, &s->hung);
+	return act_next(vm, s);
+}
+
 void fuzz_end_hang(struct fuzz_session *s, uint64_t seq, const char *what)
 {
-	struct fuzz_run_result r = { .outcome = FUZZ_HANG, .signal = SIGKILL };
 	int ret;
 
 	if (!claim_run(s, seq))
 		return;
-	snprintf(r.what, sizeof(r.what), "hang: %s", what);
-	finish_run(s, &r);
-	ret = vm_while_paused(s->vm, act_next, s);
+	s->hung = (struct fuzz_run_result){ .outcome = FUZZ_HANG, .signal = SIGKILL };
+	snprintf(s->hung.what, sizeof(s->hung.what), "hang: %s", what);
+	ret = vm_while_paused(s->vm, act_end_hang, s);
 	if (ret < 0) {
 		pr_err("fuzz: cannot stop the hung run: %s", strerror(-ret));
 		vm_request_stop(s->vm, VM_STOP_ERROR, 1);

@@ -34,7 +34,7 @@ struct fuzz_session {
 	pthread_t watcher;
 	bool watching;
 
-	struct fuzz_run_result last;
+	struct fuzz_run_result last, hung;
 	struct fuzz_stats stats;
 };
 

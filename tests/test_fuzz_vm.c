@@ -1,0 +1,384 @@
+/*
+ * vm-fork fuzz end to end: replays of each kind of run, every run from the
+ * same state, afl-fuzz's side of the forkserver played here word by word,
+ * and stock afl-fuzz finding the example target's planted bugs
+ * (guest/fuzz_target.c, guest/fuzz/tlv.h).
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "server/afl_forkserver.h"
+#include "tests/harness.h"
+
+#define MAP_SIZE 65536
+
+/* Inputs: well-formed ones, and one of each planted bug. */
+static const struct { const char *name, *bytes; size_t len; } inputs[] = {
+	{ "ok-sum", "VMFZA\x03" "abc", 9 },
+	{ "ok-write", "VMFZW\x10\x00\x41" "A\x01xE\x78", 12 },
+	{ "ok-jump", "VMFZJ\x02" "A\x01x", 9 },
+	{ "bad-magic", "VMFX", 4 },
+	{ "oob", "VMFZW\x00\x02\x41", 8 },
+	{ "hang", "VMFZJ\x00", 6 },
+};
+
+static char dir[64];
+static char out[16384];
+
+static const char *input_path(const char *name)
+{
+	static char path[128];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return path;
+}
+
+static void write_file(const char *path, const char *bytes, size_t len)
+{
+	FILE *f = fopen(path, "w");
+
+	cr_assert(f, "%s: %s", path, strerror(errno));
+	cr_assert_eq(fwrite(bytes, 1, len, f), len);
+	fclose(f);
+}
+
+static void setup(void)
+{
+	SKIP_WITHOUT_KVM();
+	strcpy(dir, "/tmp/vmfork-fuzz-XXXXXX");
+	cr_assert(mkdtemp(dir));
+	for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++)
+		write_file(input_path(inputs[i].name), inputs[i].bytes, inputs[i].len);
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	if (dir[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+		cr_expect_eq(system(cmd), 0);
+	}
+}
+
+TestSuite(fuzz_vm, .init = setup, .fini = teardown, .timeout = 600);
+
+static int replay(const char *name, const char *runs)
+{
+	char *target = strdup(harness_build_path("guest/fuzz_target.elf"));
+	char *argv[] = { "vm-fork", "fuzz", "--kernel", target, "--timeout", "500",
+			 "--runs", (char *)runs, "--replay", (char *)input_path(name), NULL };
+	int rc = harness_run_cli(argv, out, sizeof(out), 60);
+
+	free(target);
+	return rc;
+}
+
+Test(fuzz_vm, a_replay_says_how_each_run_ended)
+{
+	cr_expect_eq(replay("ok-sum", "1"), 0, "%s", out);
+	cr_expect(strstr(out, ": done"), "%s", out);
+	cr_expect_eq(replay("bad-magic", "1"), 0, "%s", out);
+	/* The out-of-bounds write runs into the guard page: #PF, SIGSEGV. */
+	cr_expect_eq(replay("oob", "1"), 128 + SIGSEGV, "%s", out);
+	cr_expect(strstr(out, "crash: #PF page fault"), "%s", out);
+	/* The loop never ends: the budget (500 ms) passes, the vCPU is kicked out. */
+	cr_expect_eq(replay("hang", "1"), 124, "%s", out);
+	cr_expect(strstr(out, "hang: over its time budget"), "%s", out);
+}
+
+/* fuzz_target counts its runs in its own memory and reports a crash unless the count is 1. */
+Test(fuzz_vm, every_run_starts_from_the_mark)
+{
+	cr_expect_eq(replay("ok-write", "500"), 0, "%s", out);
+	cr_expect(strstr(out, "500 runs"), "%s", out);
+	cr_expect(strstr(out, ": done"), "%s", out);
+}
+
+/* ---- afl-fuzz's side, played here ---- */
+
+struct fake_afl {
+	pid_t pid;          /* vm-fork fuzz */
+	int ctl, st;        /* our ends: commands in, words out */
+	int shm_id;
+	uint8_t *map;
+};
+
+static void start_target(struct fake_afl *a, const char *input)
+{
+	char *target = strdup(harness_build_path("guest/fuzz_target.elf"));
+	char *exe = strdup(harness_build_path("vm-fork"));
+	int ctl[2], st[2];
+	char id[16];
+
+	signal(SIGPIPE, SIG_IGN);
+	a->shm_id = shmget(IPC_PRIVATE, MAP_SIZE, IPC_CREAT | 0600);
+	cr_assert(a->shm_id >= 0);
+	a->map = shmat(a->shm_id, NULL, 0);
+	cr_assert(a->map != (void *)-1);
+	cr_assert_eq(pipe(ctl), 0);
+	cr_assert_eq(pipe(st), 0);
+	snprintf(id, sizeof(id), "%d", a->shm_id);
+	a->pid = fork();
+	if (a->pid == 0) {
+		dup2(ctl[0], AFL_FS_CTL_FD);
+		dup2(st[1], AFL_FS_ST_FD);
+		close(ctl[1]); /* afl-fuzz's ends: held here, our EOF would never come */
+		close(st[0]);
+		setenv("__AFL_SHM_ID", id, 1);
+		unsetenv("__AFL_SHM_FUZZ_ID");
+		execl(exe, "vm-fork", "fuzz", "--kernel", target, input, (char *)NULL);
+		_exit(127);
+	}
+	close(ctl[0]);
+	close(st[1]);
+	a->ctl = ctl[1];
+	a->st = st[0];
+	free(target);
+	free(exe);
+}
+
+/* A word from vm-fork fuzz within secs (scaled), else the test fails. */
+static uint32_t read_word(struct fake_afl *a, unsigned secs)
+{
+	struct pollfd p = { .fd = a->st, .events = POLLIN };
+	uint32_t w;
+
+	cr_assert_eq(poll(&p, 1, (int)harness_wait_s(secs) * 1000), 1, "no word from vm-fork fuzz");
+	cr_assert_eq(read(a->st, &w, sizeof(w)), (ssize_t)sizeof(w));
+	return w;
+}
+
+/* One run as afl-fuzz makes it: a clean map, the command, the pid; then the status. */
+static pid_t run_once(struct fake_afl *a, const char *name, uint32_t was_killed)
+{
+	const char *path = input_path("cur");
+
+	for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++)
+		if (!strcmp(inputs[i].name, name))
+			write_file(path, inputs[i].bytes, inputs[i].len);
+	memset(a->map, 0, MAP_SIZE);
+	cr_assert_eq(write(a->ctl, &was_killed, sizeof(was_killed)), 4);
+	return (pid_t)read_word(a, 10);
+}
+
+static unsigned map_edges(const struct fake_afl *a)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < MAP_SIZE; i++)
+		n += a->map[i] != 0;
+	return n;
+}
+
+Test(fuzz_vm, afl_fuzz_is_told_each_run_and_its_kill_spares_the_vmm)
+{
+	struct fake_afl a;
+	struct pollfd p;
+	unsigned ok_edges, bad_edges;
+	pid_t helper, pid;
+	int status;
+
+	start_target(&a, input_path("cur"));
+	/* The hello: our map size, no shared-memory input (none offered here). */
+	cr_assert_eq(read_word(&a, 30), AFL_FS_OPT_ENABLED | AFL_FS_OPT_MAPSIZE | (MAP_SIZE - 1) << 1);
+
+	helper = run_once(&a, "ok-write", 0);
+	cr_assert(helper > 0 && helper != a.pid, "the pid told is a helper's, not the VMM's");
+	cr_expect_eq(read_word(&a, 10), 0, "a well-formed input ends with status 0");
+	ok_edges = map_edges(&a);
+	cr_expect_gt(ok_edges, 4, "the guest's edges are in afl-fuzz's map (%u)", ok_edges);
+
+	cr_expect_eq(run_once(&a, "bad-magic", 0), helper, "one helper while none is killed");
+	cr_expect_eq(read_word(&a, 10), 0);
+	bad_edges = map_edges(&a);
+	cr_expect(bad_edges > 0 && bad_edges < ok_edges, "edges: bad magic %u, well-formed %u",
+		  bad_edges, ok_edges);
+
+	run_once(&a, "oob", 0);
+	status = (int)read_word(&a, 10);
+	cr_expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV, "status %#x", status);
+
+	/* A hang: afl-fuzz kills the pid after its -t; this run never reports by itself. */
+	pid = run_once(&a, "hang", 0);
+	p = (struct pollfd){ .fd = a.st, .events = POLLIN };
+	cr_expect_eq(poll(&p, 1, 300), 0, "a hung run reported a status");
+	cr_assert_eq(kill(pid, SIGKILL), 0);
+	read_word(&a, 10);
+	cr_expect_eq(waitpid(a.pid, &status, WNOHANG), 0, "the kill ended vm-fork fuzz");
+
+	pid = run_once(&a, "ok-sum", 1);
+	cr_expect(pid > 0 && pid != helper && pid != a.pid, "a new helper after the kill");
+	cr_expect_eq(read_word(&a, 10), 0, "the run after a hang is a clean one");
+
+	close(a.ctl); /* afl-fuzz goes away: vm-fork fuzz ends well */
+	p = (struct pollfd){ .fd = a.st, .events = POLLIN };
+	cr_assert_eq(poll(&p, 1, (int)harness_wait_s(30) * 1000), 1, "vm-fork fuzz did not end");
+	cr_assert_eq(read(a.st, &status, sizeof(status)), 0, "vm-fork fuzz did not end");
+	cr_assert_eq(waitpid(a.pid, &status, 0), a.pid);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+	cr_expect_eq(kill(pid, 0), -1, "the helper outlived vm-fork fuzz");
+	close(a.st);
+	shmdt(a.map);
+	shmctl(a.shm_id, IPC_RMID, NULL);
+}
+
+/* ---- Stock afl-fuzz ---- */
+
+/* Start afl-fuzz on the seeds into out_dir; extra: vm-fork fuzz's own options (or NULL). */
+static pid_t start_afl(const char *out_dir, const char *limit_opt, const char *limit,
+		       const char *extra)
+{
+	char *target = strdup(harness_build_path("guest/fuzz_target.elf"));
+	char *exe = strdup(harness_build_path("vm-fork"));
+	char seeds[128];
+	pid_t pid;
+
+	snprintf(seeds, sizeof(seeds), "%s/seeds", dir);
+	mkdir(seeds, 0700);
+	for (size_t i = 0; i < 3; i++) { /* the well-formed ones: no bug in them */
+		char path[192];
+
+		snprintf(path, sizeof(path), "%s/%s", seeds, inputs[i].name);
+		write_file(path, inputs[i].bytes, inputs[i].len);
+	}
+	pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		setenv("AFL_NO_UI", "1", 1);
+		setenv("AFL_SKIP_CPUFREQ", "1", 1);
+		setenv("AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES", "1", 1);
+		setenv("AFL_NO_AFFINITY", "1", 1);
+		setenv("AFL_FORKSRV_INIT_TMOUT", "60000", 1);
+		if (extra)
+			execlp("afl-fuzz", "afl-fuzz", "-i", seeds, "-o", out_dir, limit_opt, limit,
+			       "-t", "300", "--", exe, "fuzz", "--kernel", target, extra, "@@",
+			       (char *)NULL);
+		else
+			execlp("afl-fuzz", "afl-fuzz", "-i", seeds, "-o", out_dir, limit_opt, limit,
+			       "-t", "300", "--", exe, "fuzz", "--kernel", target, "@@", (char *)NULL);
+		_exit(127);
+	}
+	free(target);
+	free(exe);
+	return pid;
+}
+
+/* The first file of out_dir/default/sub whose name starts with "id:" (or ""), into path. */
+static bool first_finding(const char *out_dir, const char *sub, char *path, size_t size)
+{
+	char d[160];
+	struct dirent *e;
+	DIR *dh;
+	bool found = false;
+
+	snprintf(d, sizeof(d), "%s/default/%s", out_dir, sub);
+	dh = opendir(d);
+	while (dh && (e = readdir(dh)))
+		if (!strncmp(e->d_name, "id:", 3)) {
+			snprintf(path, size, "%s/%s", d, e->d_name);
+			found = true;
+			break;
+		}
+	if (dh)
+		closedir(dh);
+	return found;
+}
+
+/* A value of afl-fuzz's fuzzer_stats, or -1. */
+static long afl_stat(const char *out_dir, const char *key)
+{
+	char path[192], line[256];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/default/fuzzer_stats", out_dir);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, strlen(key)) && line[strlen(key)] == ' ')
+			v = strtol(strchr(line, ':') + 1, NULL, 10);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+static int wait_afl(pid_t pid)
+{
+	int status;
+
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+Test(fuzz_vm, afl_fuzz_finds_the_crash_and_the_hang)
+{
+	unsigned bound = harness_wait_s(180);
+	char out_dir[96], crash[512], hang[512];
+	char *target = strdup(harness_build_path("guest/fuzz_target.elf"));
+	uint64_t t0 = now_ns();
+	bool both = false;
+	pid_t afl;
+	char secs[16];
+
+	snprintf(out_dir, sizeof(out_dir), "%s/afl", dir);
+	snprintf(secs, sizeof(secs), "%u", bound);
+	afl = start_afl(out_dir, "-V", secs, NULL);
+	/* Until afl-fuzz saved both (it reports them as files), or its -V ends it. */
+	while (!both && waitpid(afl, NULL, WNOHANG) == 0) {
+		struct pollfd none = { .fd = -1 };
+
+		both = first_finding(out_dir, "crashes", crash, sizeof(crash)) &&
+		       first_finding(out_dir, "hangs", hang, sizeof(hang));
+		poll(&none, 0, 200); /* afl-fuzz tells nothing sooner: look again */
+	}
+	harness_note("fuzz_vm: afl-fuzz found %s in %.1f s",
+		     both ? "the crash and the hang" : "not both", (now_ns() - t0) / 1e9);
+	kill(afl, SIGINT);
+	waitpid(afl, NULL, 0);
+	cr_assert(both, "afl-fuzz did not find both bugs in %u s", bound);
+	cr_expect(strstr(crash, "sig:11"), "a crash of the out-of-bounds write: %s", crash);
+	{
+		char *argv[] = { "vm-fork", "fuzz", "--kernel", target, "--replay", crash, NULL };
+		char *argv_hang[] = { "vm-fork", "fuzz", "--kernel", target, "--timeout", "500",
+				      "--replay", hang, NULL };
+
+		cr_expect_eq(harness_run_cli(argv, out, sizeof(out), 60), 128 + SIGSEGV, "%s", out);
+		cr_expect_eq(harness_run_cli(argv_hang, out, sizeof(out), 60), 124, "%s", out);
+	}
+	free(target);
+}
+
+/* Without coverage afl-fuzz sees one edge, so it keeps no new input: fewer paths. */
+Test(fuzz_vm, without_coverage_afl_fuzz_finds_fewer_paths)
+{
+	char with[96], without[96];
+	long paths_with, paths_without;
+
+	snprintf(with, sizeof(with), "%s/with", dir);
+	snprintf(without, sizeof(without), "%s/without", dir);
+	cr_assert_eq(wait_afl(start_afl(with, "-E", "3000", NULL)), 0);
+	cr_assert_eq(wait_afl(start_afl(without, "-E", "3000", "--no-coverage")), 0);
+	paths_with = afl_stat(with, "corpus_count");
+	paths_without = afl_stat(without, "corpus_count");
+	harness_note("fuzz_vm: 3000 execs: %ld paths with coverage, %ld without", paths_with,
+		     paths_without);
+	/* Hit counts alone (edges all in one byte) give a path or two: more than that is edges. */
+	cr_expect(paths_without > 0 && paths_with >= paths_without + 4,
+		  "paths: %ld with, %ld without", paths_with, paths_without);
+}
