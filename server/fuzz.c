@@ -34,7 +34,7 @@ static int vector_signal(unsigned v)
 	}
 }
 
-static void crash_result(struct fuzz_run_result *r, uint64_t value)
+void fuzz_crash_result(struct fuzz_run_result *r, uint64_t value)
 {
 	*r = (struct fuzz_run_result){ .outcome = FUZZ_CRASH, .code = (int)(value & 0xffff) };
 	if ((value & ~0xffULL) == VMFORK_FUZZ_CRASH_EXCEPTION && (value & 0xff) < 32) {
@@ -51,8 +51,7 @@ static void crash_result(struct fuzz_run_result *r, uint64_t value)
 	snprintf(r->what, sizeof(r->what), "crash report %#llx", (unsigned long long)value);
 }
 
-/* The guest would end the VM: as a run's end, its result. */
-static void ending_result(struct fuzz_run_result *r, enum vm_stop_reason reason, int status)
+void fuzz_ending_result(struct fuzz_run_result *r, enum vm_stop_reason reason, int status)
 {
 	*r = (struct fuzz_run_result){ .outcome = FUZZ_CRASH };
 	switch (reason) {
@@ -242,7 +241,7 @@ static void fuzz_crash(struct vm *vm, struct vcpu *self, uint64_t value)
 {
 	struct fuzz_run_result r;
 
-	crash_result(&r, value);
+	fuzz_crash_result(&r, value);
 	end_run_on_vcpu(vm->fuzz, self, &r);
 }
 
@@ -253,7 +252,7 @@ static bool fuzz_ending(struct vm *vm, struct vcpu *self, enum vm_stop_reason re
 
 	if (!s->marked)
 		return false; /* before the mark: the guest never got ready, vm-fork fuzz ends */
-	ending_result(&r, reason, status);
+	fuzz_ending_result(&r, reason, status);
 	end_run_on_vcpu(s, self, &r);
 	return true;
 }

@@ -23,8 +23,7 @@
 #include <stdint.h>
 
 #include "server/afl_forkserver.h"
-
-struct vm;
+#include "vmm/vm.h"
 
 #define FUZZ_DEFAULT_MAP_SIZE   (1u << 16)
 #define FUZZ_DEFAULT_INPUT_MAX  (1u << 20)
@@ -78,6 +77,9 @@ bool fuzz_session_marked(struct fuzz_session *s);
 /* After the VM stopped: stop the watcher and the helper, unmap, free. */
 void fuzz_session_end(struct fuzz_session *s);
 
+/* A run's result from the guest's FUZZ_CRASH value, or from how it would have ended the VM. */
+void fuzz_crash_result(struct fuzz_run_result *r, uint64_t value);
+void fuzz_ending_result(struct fuzz_run_result *r, enum vm_stop_reason reason, int status);
 /* The wait status afl-fuzz is told for a run's result (a signal for a crash). */
 int fuzz_wait_status(const struct fuzz_run_result *r);
 /* The helper's main (vm-fork fuzz-helper): wait until killed, or until its parent is gone. */

@@ -181,3 +181,46 @@ Test(ctl, bad_accesses_counted)
 	cr_assert_eq(ctl.bad_accesses, 7);
 	cr_assert_eq(fake.exits + fake.logs + fake.reports, 0);
 }
+
+static uint64_t crash_value;
+static int dones;
+
+static void fake_done(void *opaque)
+{
+	dones++;
+}
+
+static void fake_crash(void *opaque, uint64_t value)
+{
+	crash_value = value;
+}
+
+/* Outside vm-fork fuzz: nothing to fuzz, and a guest's DONE or CRASH is only counted. */
+Test(ctl, fuzz_registers_read_zero_and_ends_are_ignored_outside_fuzzing)
+{
+	uint64_t bad = ctl.bad_accesses;
+
+	cr_expect_eq(ctl_rd(VMFORK_CTL_FUZZ_INPUT), 0);
+	cr_expect_eq(ctl_rd(VMFORK_CTL_FUZZ_MAP), 0);
+	ctl_wr(VMFORK_CTL_FUZZ_DONE, 1);
+	ctl_wr(VMFORK_CTL_FUZZ_CRASH, 2);
+	cr_expect_eq(ctl.bad_accesses, bad + 2);
+}
+
+Test(ctl, fuzz_registers_say_what_the_host_set_and_ends_reach_it)
+{
+	struct ctl_fuzz_info info = { .input_gpa = 0xc1000000, .input_max = 4096,
+				      .map_gpa = 0xc0000000, .map_size = 65536 };
+
+	ctl.host.fuzz_done = fake_done;
+	ctl.host.fuzz_crash = fake_crash;
+	ctl_set_fuzz(&ctl, &info);
+	cr_expect_eq(ctl_rd(VMFORK_CTL_FUZZ_INPUT), 0xc1000000);
+	cr_expect_eq(ctl_rd(VMFORK_CTL_FUZZ_INPUT_MAX), 4096);
+	cr_expect_eq(ctl_rd(VMFORK_CTL_FUZZ_MAP), 0xc0000000);
+	cr_expect_eq(ctl_rd(VMFORK_CTL_FUZZ_MAP_SIZE), 65536);
+	ctl_wr(VMFORK_CTL_FUZZ_DONE, 0);
+	ctl_wr(VMFORK_CTL_FUZZ_CRASH, VMFORK_FUZZ_CRASH_EXCEPTION | 14);
+	cr_expect_eq(dones, 1);
+	cr_expect_eq(crash_value, VMFORK_FUZZ_CRASH_EXCEPTION | 14);
+}
