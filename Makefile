@@ -36,7 +36,7 @@ GUEST_KERNEL := $(BUILD)/linux/guest-bzImage
 LINUX_PROGS := $(patsubst guest/linux/%.c,$(BUILD)/linux/%,$(wildcard guest/linux/*.c))
 # The example function of `vm-fork serve` (examples/fn-words): its initramfs.
 FN_EXAMPLE := $(BUILD)/examples/fn-words.cpio.gz
-all: $(TOOL) $(GUESTS) $(TEST_BIN) $(INITRAMFS) $(LINUX_PROGS) $(FN_EXAMPLE)
+all: $(TOOL) $(GUESTS) $(TEST_BIN) $(INITRAMFS) $(LINUX_PROGS) $(FN_EXAMPLE) $(FUZZ_LINUX)
 
 deps:
 	$(Q)tools/install-deps.sh
@@ -70,6 +70,18 @@ FUZZ_GUESTS := fuzz_target
 $(FUZZ_GUESTS:%=$(BUILD)/guest/%.o): $(BUILD)/guest/%.o: guest/%.c
 	@mkdir -p $(@D)
 	$(Q)$(CLANG) $(GUEST_CLANG_CFLAGS) -c $< -o $@
+# The same target as a program in a Linux guest: built with clang's coverage and
+# the helper library (guest/linux/lib, no coverage), in an initramfs of its own.
+FUZZ_LINUX := $(BUILD)/examples/fuzz-linux.cpio.gz
+$(BUILD)/linux/lib/vmfork_fuzz.o: guest/linux/lib/vmfork_fuzz.c guest/linux/lib/vmfork_fuzz.h devices/ctl_abi.h
+	@mkdir -p $(@D)
+	$(Q)$(CC) -O2 -Wall -Wextra -I. -c $< -o $@
+$(BUILD)/linux/fuzz-tlv: guest/linux/fuzz/fuzz-tlv.c guest/fuzz/tlv.h $(BUILD)/linux/lib/vmfork_fuzz.o
+	@mkdir -p $(@D)
+	$(Q)$(CLANG) -static -O2 -Wall -I. -fsanitize-coverage=trace-pc-guard $< \
+		$(BUILD)/linux/lib/vmfork_fuzz.o -o $@
+$(FUZZ_LINUX): examples/fuzz-linux/init $(BUILD)/linux/fuzz-tlv tools/make-initramfs.sh
+	$(Q)tools/make-initramfs.sh $@ examples/fuzz-linux/init $(BUILD)/linux/fuzz-tlv
 # The same target as a Linux process under afl-clang-fast, for make bench.
 FUZZ_NATIVE := $(BUILD)/fuzz/tlv-native
 $(FUZZ_NATIVE): guest/fuzz/native.c guest/fuzz/tlv.h

@@ -79,8 +79,12 @@
 #define VMFORK_CTL_FUZZ_DONE      0xa0 /* WO: the run ended well; the value is ignored */
 #define VMFORK_CTL_FUZZ_CRASH     0xa8 /* WO: the run crashed; the value says how (below) */
 
-/* CRASH values: a CPU exception the guest caught, or any other value: the harness's own code. */
+/*
+ * CRASH values: a CPU exception the guest caught, a signal that killed a
+ * program in a Linux guest, or any other value: the harness's own code.
+ */
 #define VMFORK_FUZZ_CRASH_EXCEPTION 0x100ULL /* | vector (0..31) */
+#define VMFORK_FUZZ_CRASH_SIGNAL    0x200ULL /* | signal number (1..64) */
 
 struct vmfork_fuzz_input {
 	unsigned long long len;  /* bytes of data in this run's input */

@@ -47,6 +47,12 @@ void fuzz_crash_result(struct fuzz_run_result *r, uint64_t value)
 			snprintf(r->what, sizeof(r->what), "vector %u", v);
 		return;
 	}
+	if ((value & ~0xffULL) == VMFORK_FUZZ_CRASH_SIGNAL && (value & 0xff) >= 1 &&
+	    (value & 0xff) <= 64) {
+		r->signal = value & 0xff;
+		snprintf(r->what, sizeof(r->what), "signal %d in the guest", r->signal);
+		return;
+	}
 	r->signal = SIGABRT;
 	snprintf(r->what, sizeof(r->what), "crash report %#llx", (unsigned long long)value);
 }

@@ -143,6 +143,14 @@ Test(cli, bad_command_lines)
 		{ { "run", "--kernel", "x", "--guest-fork-rate", "-1" }, "0 for none: '-1'" },
 		{ { "run", "--kernel", "x", "--max-clone-procs", "4294967296" }, "whole number" },
 		{ { "restore", "/tmp/x", "--max-guest-forks", "1e6" }, "vm-fork restore: a limit" },
+		{ { "fuzz" }, "--kernel FILE is required" },
+		{ { "fuzz", "--kernel", "/nonexistent" }, "/nonexistent: No such file" },
+		{ { "fuzz", "--kernel", "x", "--map-size", "5000" }, "power of 2 from 4096" },
+		{ { "fuzz", "--kernel", "x", "--map-size", "1024" }, "power of 2 from 4096" },
+		{ { "fuzz", "--kernel", "x", "--timeout", "0" }, "give milliseconds" },
+		{ { "fuzz", "--kernel", "x", "--input-max", "17M" }, "16M - 4K" },
+		{ { "fuzz", "--kernel", "x", "--replay", "a", "b" }, "give the input once" },
+		{ { "fuzz", "--kernel", "x", "a", "b" }, "unexpected argument 'b'" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

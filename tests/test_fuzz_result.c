@@ -28,6 +28,10 @@ Test(fuzz_result, each_exception_class_is_a_signal_of_its_own)
 	cr_expect_eq(crash_signal(ex | 3, "#BP"), SIGTRAP);
 	cr_expect_eq(crash_signal(ex | 17, "#AC"), SIGBUS);
 	cr_expect_eq(crash_signal(ex | 31, "vector 31"), SIGSEGV);
+	/* A program in a Linux guest killed by a signal: that signal. */
+	cr_expect_eq(crash_signal(VMFORK_FUZZ_CRASH_SIGNAL | SIGSEGV, "signal 11"), SIGSEGV);
+	cr_expect_eq(crash_signal(VMFORK_FUZZ_CRASH_SIGNAL | SIGFPE, "signal 8"), SIGFPE);
+	cr_expect_eq(crash_signal(VMFORK_FUZZ_CRASH_SIGNAL | 0, "crash report"), SIGABRT);
 	/* The harness's own codes, and a value that only looks like an exception. */
 	cr_expect_eq(crash_signal(0x57a7e, "crash report 0x57a7e"), SIGABRT);
 	cr_expect_eq(crash_signal(ex | 32, "crash report"), SIGABRT);

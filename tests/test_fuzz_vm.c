@@ -22,6 +22,7 @@
 #include "core/clock.h"
 #include "server/afl_forkserver.h"
 #include "tests/harness.h"
+#include "tests/linux_harness.h"
 
 #define MAP_SIZE 65536
 
@@ -381,4 +382,31 @@ Test(fuzz_vm, without_coverage_afl_fuzz_finds_fewer_paths)
 	/* Hit counts alone (edges all in one byte) give a path or two: more than that is edges. */
 	cr_expect(paths_without > 0 && paths_with >= paths_without + 4,
 		  "paths: %ld with, %ld without", paths_with, paths_without);
+}
+
+/* ---- A program in a Linux guest, through the helper library (guest/linux/lib) ---- */
+
+static int replay_linux(const char *kernel, const char *name, const char *runs)
+{
+	char *initrd = strdup(harness_build_path("examples/fuzz-linux.cpio.gz"));
+	char *argv[] = { "vm-fork", "fuzz", "--kernel", (char *)kernel, "--initrd", initrd,
+			 "--mem", "256M", "--cmdline", "console=ttyS0 quiet", "--timeout", "2000",
+			 "--runs", (char *)runs, "--replay", (char *)input_path(name), NULL };
+	int rc = harness_run_cli(argv, out, sizeof(out), 120);
+
+	free(initrd);
+	return rc;
+}
+
+Test(fuzz_vm, a_linux_program_is_fuzzed_with_its_kernel_reset_each_run)
+{
+	char *kernel = linux_small_kernel();
+
+	cr_expect_eq(replay_linux(kernel, "ok-write", "50"), 0, "%s", out);
+	cr_expect(strstr(out, "50 runs") && strstr(out, ": done"), "%s", out);
+	/* The write runs into a PROT_NONE page: SIGSEGV in the guest, told as such. */
+	cr_expect_eq(replay_linux(kernel, "oob", "1"), 128 + SIGSEGV, "%s", out);
+	cr_expect(strstr(out, "signal 11 in the guest"), "%s", out);
+	cr_expect_eq(replay_linux(kernel, "hang", "1"), 124, "%s", out);
+	free(kernel);
 }

@@ -46,6 +46,7 @@ void cmd_fuzz_usage(FILE *out)
 		"runs one input and says how the run ended. docs/fuzzing.md has the guest's side.\n"
 		"\n"
 		"  -k, --kernel FILE     the guest (ELF64 or bzImage)\n"
+		"  -i, --initrd FILE     its initial ramdisk (a Linux guest)\n"
 		"  -c, --cmdline STR     its command line\n"
 		"  -m, --mem SIZE        guest RAM (default 64M)\n"
 		"      --replay FILE     run FILE's input and report (no afl-fuzz)\n"
@@ -111,10 +112,24 @@ static int parse_number_opt(int c, const char *arg, struct fuzz_options *o)
 	return 1;
 }
 
+/* The files named are there to read: said as a bad command line, before KVM. */
+static int check_files(const struct fuzz_options *o)
+{
+	const char *files[] = { o->vm.kernel, o->vm.initrd, o->fz.input_path };
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (files[i] && access(files[i], R_OK) < 0) {
+			fprintf(stderr, "vm-fork fuzz: %s: %s\n", files[i], strerror(errno));
+			return CLI_EXIT_USAGE;
+		}
+	return 0;
+}
+
 static int parse_fuzz_args(int argc, char **argv, struct fuzz_options *o)
 {
 	static const struct option longopts[] = {
 		{ "kernel", required_argument, NULL, 'k' }, { "cmdline", required_argument, NULL, 'c' },
+		{ "initrd", required_argument, NULL, 'i' },
 		{ "mem", required_argument, NULL, 'm' }, { "replay", required_argument, NULL, 'P' },
 		{ "runs", required_argument, NULL, 'R' }, { "timeout", required_argument, NULL, 'T' },
 		{ "map-size", required_argument, NULL, 'S' }, { "no-coverage", no_argument, NULL, 'N' },
@@ -125,7 +140,7 @@ static int parse_fuzz_args(int argc, char **argv, struct fuzz_options *o)
 	};
 	int c, ret, level = LOG_WARN;
 
-	while ((c = getopt_long(argc, argv, "+:k:c:m:vqh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:k:i:c:m:vqh", longopts, NULL)) != -1) {
 		ret = parse_number_opt(c, optarg, o);
 		if (ret != 1) {
 			if (ret)
@@ -134,6 +149,7 @@ static int parse_fuzz_args(int argc, char **argv, struct fuzz_options *o)
 		}
 		switch (c) {
 		case 'k': o->vm.kernel = optarg; break;
+		case 'i': o->vm.initrd = optarg; break;
 		case 'c': o->vm.cmdline = optarg; break;
 		case 'P': o->replay = optarg; break;
 		case 'N': o->fz.coverage = false; break;
@@ -153,7 +169,7 @@ static int parse_fuzz_args(int argc, char **argv, struct fuzz_options *o)
 	if (!o->vm.kernel)
 		return bad_usage("%s", "--kernel FILE is required");
 	log_set_level((enum log_level)level);
-	return 0;
+	return check_files(o);
 }
 
 /* Under afl-fuzz: its forkserver pipes are open (and this is no replay). */
