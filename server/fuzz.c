@@ -214,6 +214,8 @@ void fuzz_end_hang(struct fuzz_session *s, uint64_t seq, const char *what)
 
 /* ---- The guest's hooks ---- */
 
+static int say_hello(struct fuzz_session *s);
+
 static void fuzz_mark(struct vm *vm, struct vcpu *self, uint64_t counter_gpa)
 {
 	struct fuzz_session *s = vm->fuzz;
@@ -230,7 +232,12 @@ static void fuzz_mark(struct vm *vm, struct vcpu *self, uint64_t counter_gpa)
 		return;
 	}
 	s->marked = true;
-	ret = begin_run(s);
+	/* Only now: afl-fuzz times the first run from its command, but waits for a hello. */
+	ret = say_hello(s);
+	if (!ret && s->fs.shm_input)
+		ret = fuzz_attach_afl_input(s);
+	if (!ret)
+		ret = begin_run(s);
 	if (ret < 0)
 		vm_request_stop(vm, VM_STOP_REQUESTED, ret == -EPIPE || ret == -ECANCELED ? 0 : 1);
 }
@@ -327,9 +334,7 @@ int fuzz_session_start(struct fuzz_session **out, struct vm *vm, const struct fu
 	s->wake_fd = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->changed, NULL);
-	ret = say_hello(s);
-	if (!ret)
-		ret = fuzz_map_regions(s);
+	ret = fuzz_map_regions(s);
 	if (!ret)
 		ret = fuzz_watch_start(s);
 	if (ret < 0) {

@@ -64,9 +64,11 @@ struct fuzz_session;
 /*
  * Prepare vm (created and booted, not started) for fuzzing: map the input
  * region and the coverage map (afl-fuzz's shared memory under afl-fuzz),
- * install the hooks, start the helper and the watcher, and say hello to
- * afl-fuzz. Then start the VM; it runs until afl-fuzz goes away, or the
- * replay's runs are done, or the guest stops before it marked.
+ * install the hooks, start the helper and the watcher. Then start the VM.
+ * The hello to afl-fuzz waits for the guest's mark: afl-fuzz gives a hello
+ * AFL_FORKSRV_INIT_TMOUT (a boot fits), but times the first run from its
+ * command. The VM runs until afl-fuzz goes away, or the replay's runs are
+ * done, or the guest stops before it marked.
  */
 int fuzz_session_start(struct fuzz_session **out, struct vm *vm, const struct fuzz_config *cfg);
 /* The last run's result (a replay's), and the counts. */

@@ -41,6 +41,8 @@ struct fuzz_session {
 /* fuzz_io.c: map the regions, tell the control device; unmap. */
 int fuzz_map_regions(struct fuzz_session *s);
 void fuzz_unmap_regions(struct fuzz_session *s);
+/* afl-fuzz agreed to give inputs in its shared memory: attach it. */
+int fuzz_attach_afl_input(struct fuzz_session *s);
 /* Put the next input into the input region. 0 or -errno. */
 int fuzz_load_input(struct fuzz_session *s);
 

@@ -79,13 +79,14 @@ static int map_input(struct fuzz_session *s)
 	if (p == MAP_FAILED)
 		return -errno;
 	s->input = p;
-	if (s->fs.shm_input) {
-		s->afl_input = attach_afl_shm("__AFL_SHM_FUZZ_ID", sizeof(uint32_t), true);
-		if (!s->afl_input)
-			return -EINVAL;
-	}
 	return guest_mem_map_host(s->vm->fd, MEM_SLOT_FUZZ_INPUT, LAYOUT_FUZZ_INPUT, s->input,
 				  s->input_bytes, true);
+}
+
+int fuzz_attach_afl_input(struct fuzz_session *s)
+{
+	s->afl_input = attach_afl_shm("__AFL_SHM_FUZZ_ID", sizeof(uint32_t), true);
+	return s->afl_input ? 0 : -EINVAL;
 }
 
 int fuzz_map_regions(struct fuzz_session *s)

@@ -112,10 +112,13 @@ static int parse_number_opt(int c, const char *arg, struct fuzz_options *o)
 	return 1;
 }
 
-/* The files named are there to read: said as a bad command line, before KVM. */
+/*
+ * The files named are there to read: said as a bad command line, before KVM.
+ * Not afl-fuzz's @@ file: afl-fuzz writes it before each run.
+ */
 static int check_files(const struct fuzz_options *o)
 {
-	const char *files[] = { o->vm.kernel, o->vm.initrd, o->fz.input_path };
+	const char *files[] = { o->vm.kernel, o->vm.initrd, o->replay };
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		if (files[i] && access(files[i], R_OK) < 0) {
