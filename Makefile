@@ -36,6 +36,8 @@ GUEST_KERNEL := $(BUILD)/linux/guest-bzImage
 LINUX_PROGS := $(patsubst guest/linux/%.c,$(BUILD)/linux/%,$(wildcard guest/linux/*.c))
 # The example function of `vm-fork serve` (examples/fn-words): its initramfs.
 FN_EXAMPLE := $(BUILD)/examples/fn-words.cpio.gz
+# vm-fork fuzz's example as a program in a Linux guest (docs/fuzzing.md).
+FUZZ_LINUX := $(BUILD)/examples/fuzz-linux.cpio.gz
 all: $(TOOL) $(GUESTS) $(TEST_BIN) $(INITRAMFS) $(LINUX_PROGS) $(FN_EXAMPLE) $(FUZZ_LINUX)
 
 deps:
@@ -72,7 +74,6 @@ $(FUZZ_GUESTS:%=$(BUILD)/guest/%.o): $(BUILD)/guest/%.o: guest/%.c
 	$(Q)$(CLANG) $(GUEST_CLANG_CFLAGS) -c $< -o $@
 # The same target as a program in a Linux guest: built with clang's coverage and
 # the helper library (guest/linux/lib, no coverage), in an initramfs of its own.
-FUZZ_LINUX := $(BUILD)/examples/fuzz-linux.cpio.gz
 $(BUILD)/linux/lib/vmfork_fuzz.o: guest/linux/lib/vmfork_fuzz.c guest/linux/lib/vmfork_fuzz.h devices/ctl_abi.h
 	@mkdir -p $(@D)
 	$(Q)$(CC) -O2 -Wall -Wextra -I. -c $< -o $@

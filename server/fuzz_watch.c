@@ -88,13 +88,23 @@ static int replace_helper(struct fuzz_session *s)
 	return s->stopping ? 0 : spawn_helper(s);
 }
 
+/*
+ * afl-fuzz killed the last run's helper: wait for the watcher to replace it.
+ * A helper that does not die within HELPER_DEATH_MS was not killed after all
+ * (a fuzzer that says so wrongly): it serves on.
+ */
+#define HELPER_DEATH_MS 1000
+
 pid_t fuzz_run_helper(struct fuzz_session *s, bool was_killed)
 {
+	struct timespec until = realtime_after_ms(HELPER_DEATH_MS);
 	pid_t pid;
 
 	pthread_mutex_lock(&s->lock);
-	/* afl-fuzz killed the last run's helper: wait for the watcher to replace it. */
-	while (!s->stopping && (s->helper <= 0 || (was_killed && s->helper_gen == s->run_helper_gen)))
+	while (!s->stopping && was_killed && s->helper_gen == s->run_helper_gen)
+		if (pthread_cond_timedwait(&s->changed, &s->lock, &until) == ETIMEDOUT)
+			break;
+	while (!s->stopping && s->helper <= 0)
 		pthread_cond_wait(&s->changed, &s->lock);
 	pid = s->stopping ? -1 : s->helper;
 	s->run_helper_gen = s->helper_gen;

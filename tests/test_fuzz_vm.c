@@ -176,6 +176,22 @@ static pid_t run_once(struct fake_afl *a, const char *name, uint32_t was_killed)
 	return (pid_t)read_word(a, 10);
 }
 
+static unsigned count_fds(pid_t pid)
+{
+	char path[64];
+	unsigned n = 0;
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	cr_assert(d, "%s", path);
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
 static unsigned map_edges(const struct fake_afl *a)
 {
 	unsigned n = 0;
@@ -189,7 +205,7 @@ Test(fuzz_vm, afl_fuzz_is_told_each_run_and_its_kill_spares_the_vmm)
 {
 	struct fake_afl a;
 	struct pollfd p;
-	unsigned ok_edges, bad_edges;
+	unsigned ok_edges, bad_edges, fds;
 	pid_t helper, pid;
 	int status;
 
@@ -224,6 +240,21 @@ Test(fuzz_vm, afl_fuzz_is_told_each_run_and_its_kill_spares_the_vmm)
 	pid = run_once(&a, "ok-sum", 1);
 	cr_expect(pid > 0 && pid != helper && pid != a.pid, "a new helper after the kill");
 	cr_expect_eq(read_word(&a, 10), 0, "the run after a hang is a clean one");
+
+	/* More hangs and kills: each new helper's pidfd is closed with it. */
+	fds = count_fds(a.pid);
+	for (int i = 0; i < 5; i++) {
+		pid = run_once(&a, "hang", i > 0);
+		cr_assert_eq(kill(pid, SIGKILL), 0);
+		read_word(&a, 10);
+	}
+	helper = run_once(&a, "ok-sum", 1);
+	cr_expect_eq(read_word(&a, 10), 0);
+	/* A fuzzer that says a run was killed when it was not: the helper serves on. */
+	cr_expect_eq(run_once(&a, "ok-sum", 1), helper);
+	cr_expect_eq(read_word(&a, 10), 0);
+	cr_expect_eq(count_fds(a.pid), fds, "fds of vm-fork fuzz: %u, then %u", fds,
+		     count_fds(a.pid));
 
 	close(a.ctl); /* afl-fuzz goes away: vm-fork fuzz ends well */
 	p = (struct pollfd){ .fd = a.st, .events = POLLIN };
