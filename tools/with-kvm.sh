@@ -8,7 +8,8 @@
 #   tools/with-kvm.sh [--quiet] CMD [ARGS...]   run CMD, exit with its status
 #   tools/with-kvm.sh --kind                    say which KVM CMD would get
 #
-# Environment: VMFORK_QEMU=1 uses QEMU even where /dev/kvm works;
+# Environment: VMFORK_QEMU=1 uses QEMU even where /dev/kvm works (and it does
+# where /dev/kvm is of the PVM kind, unless VMFORK_PVM=1);
 # VMFORK_QEMU_MEM and VMFORK_QEMU_CPUS (default 1) size the QEMU VM;
 # VMFORK_QEMU_TCG_THREAD (multi, single) is TCG's threading; VMFORK_QEMU_KERNEL
 # picks its kernel (default: bookworm-backports' kernel, unpacked into the
@@ -24,7 +25,14 @@ die() { echo "with-kvm: $*" >&2; exit 125; }
 
 # Opening /dev/kvm read-write is the only test that counts: a module that is
 # loaded but refuses to bind (kvm_pvm inside a PVM guest) leaves no usable device.
-kvm_usable() { [ "${VMFORK_QEMU:-0}" != 1 ] && [ -c /dev/kvm ] && (exec 3<>/dev/kvm) 2>/dev/null; }
+# A KVM of the PVM kind that does open cannot boot Linux: it emulates guest
+# CPL0 code with KVM's instruction emulator, which has no CMPXCHG16B or XRSTOR
+# (Linux stops at its first allocation). The QEMU VM is used there too, unless
+# VMFORK_PVM=1 asks for it anyway (the freestanding guests run on it).
+pvm_refused() { [ -d /sys/module/kvm_pvm ] && [ "${VMFORK_PVM:-0}" != 1 ]; }
+kvm_usable() {
+	[ "${VMFORK_QEMU:-0}" != 1 ] && [ -c /dev/kvm ] && (exec 3<>/dev/kvm) 2>/dev/null && ! pvm_refused
+}
 
 native_kind() {
 	if [ -n "${VMFORK_KVM_KIND:-}" ]; then
@@ -217,6 +225,9 @@ run_in_qemu() {
 	# nested guests' (docs/kvm-in-qemu.md), and one TCG thread for two CPUs
 	# left Linux guests without timer progress.
 	cpus=${VMFORK_QEMU_CPUS:-1}
+	if pvm_refused; then
+		say "/dev/kvm here is of the PVM kind, which cannot boot Linux (VMFORK_PVM=1 uses it anyway)"
+	fi
 	say "no usable /dev/kvm here: running in a QEMU VM ($cpus CPUs, $mem, $kver): $QEMU_KIND"
 	rc=0
 	"$qemu" -nodefaults -no-user-config -no-reboot \
