@@ -11,6 +11,7 @@
 extern uint32_t __start___sancov_guards[], __stop___sancov_guards[];
 
 static uint8_t *volatile cov_map;
+static volatile uint64_t fuzz_resets;
 static uint32_t cov_mask;
 static uint32_t cov_prev;
 
@@ -60,9 +61,13 @@ const uint8_t *rt_fuzz_start(size_t *len)
 	__sanitizer_cov_trace_pc_guard_init(__start___sancov_guards, __stop___sancov_guards);
 	cov_mask = (uint32_t)rt_ctl_read(VMFORK_CTL_FUZZ_MAP_SIZE) - 1;
 	cov_map = map ? (uint8_t *)(uintptr_t)map : NULL;
-	rt_ctl_write(VMFORK_CTL_SNAPSHOT, 0);
-	/* Every run starts here, with this run's input in place. */
-	if (rt_ctl_read(VMFORK_CTL_SNAPSHOT_RESULT))
+	rt_ctl_write(VMFORK_CTL_SNAPSHOT, (uintptr_t)&fuzz_resets);
+	/*
+	 * Every run starts here, with this run's input in place. The VMM stores
+	 * its reset count in fuzz_resets: 0 only right after the mark, so the
+	 * mark's result costs an exit once, not every run.
+	 */
+	if (!fuzz_resets && rt_ctl_read(VMFORK_CTL_SNAPSHOT_RESULT))
 		return NULL;
 	in = (const volatile struct vmfork_fuzz_input *)(uintptr_t)input;
 	*len = (size_t)in->len;
