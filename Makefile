@@ -68,7 +68,7 @@ CLANG ?= clang
 GUEST_CLANG_CFLAGS := $(filter-out -isystem $(shell $(CC) -print-file-name=include),$(GUEST_CFLAGS)) \
                       -isystem $(shell $(CLANG) -print-resource-dir 2>/dev/null)/include \
                       -fsanitize-coverage=trace-pc-guard
-FUZZ_GUESTS := fuzz_target
+FUZZ_GUESTS := fuzz_target fuzz_classes
 $(FUZZ_GUESTS:%=$(BUILD)/guest/%.o): $(BUILD)/guest/%.o: guest/%.c
 	@mkdir -p $(@D)
 	$(Q)$(CLANG) $(GUEST_CLANG_CFLAGS) -c $< -o $@

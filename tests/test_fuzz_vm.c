@@ -101,6 +101,42 @@ Test(fuzz_vm, a_replay_says_how_each_run_ended)
 	cr_expect(strstr(out, "hang: over its time budget"), "%s", out);
 }
 
+/* Each way a run ends, three runs each: every one told as its class, the VM reset after it. */
+Test(fuzz_vm, each_class_of_end_has_its_status_and_the_vm_goes_on)
+{
+	struct { char pick; int status; const char *says; } cases[] = {
+		{ 'd', 0, ": done" },
+		{ 'x', 7, "the guest exited 7" },
+		{ 'z', 128 + SIGFPE, "#DE divide error" },
+		{ 'u', 128 + SIGILL, "#UD invalid opcode" },
+		{ 'b', 128 + SIGTRAP, "#BP breakpoint" },
+		{ 'p', 128 + SIGSEGV, "#PF page fault" },
+		{ 'c', 128 + SIGABRT, "crash report 0xc0de" },
+		{ 't', 128 + SIGSYS, "triple fault" },
+	};
+	char *target = strdup(harness_build_path("guest/fuzz_classes.elf"));
+
+	/* PVM emulates CPL0 code, and its emulator gives up on the IDT-less int3 instead. */
+	if (harness_slow_host()) {
+		cases[7].status = 128 + SIGUSR2;
+		cases[7].says = "KVM could not go on";
+	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char name[16];
+		char *argv[] = { "vm-fork", "fuzz", "--kernel", target, "--runs", "3",
+				 "--replay", NULL, NULL };
+
+		snprintf(name, sizeof(name), "class-%c", cases[i].pick);
+		write_file(input_path(name), &cases[i].pick, 1);
+		argv[7] = (char *)input_path(name);
+		cr_expect_eq(harness_run_cli(argv, out, sizeof(out), 60), cases[i].status,
+			     "'%c': %s", cases[i].pick, out);
+		cr_expect(strstr(out, "3 runs") && strstr(out, cases[i].says), "'%c': %s",
+			  cases[i].pick, out);
+	}
+	free(target);
+}
+
 /* fuzz_target counts its runs in its own memory and reports a crash unless the count is 1. */
 Test(fuzz_vm, every_run_starts_from_the_mark)
 {
