@@ -9,18 +9,10 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/x86_vectors.h"
 #include "fork/fork.h"
 #include "fork/reset.h"
 #include "server/fuzz_int.h"
-
-static const char *const vector_names[32] = {
-	"#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow",
-	"#BR bound", "#UD invalid opcode", "#NM no FPU", "#DF double fault",
-	"coprocessor overrun", "#TS invalid TSS", "#NP segment not present",
-	"#SS stack fault", "#GP general protection", "#PF page fault", "vector 15",
-	"#MF x87 error", "#AC alignment check", "#MC machine check", "#XM SIMD error",
-	"#VE virtualization", "#CP control protection",
-};
 
 /* Each class of crash its own signal, as a process would die of it (docs/fuzzing.md). */
 static int vector_signal(unsigned v)
@@ -37,12 +29,12 @@ static int vector_signal(unsigned v)
 void fuzz_crash_result(struct fuzz_run_result *r, uint64_t value)
 {
 	*r = (struct fuzz_run_result){ .outcome = FUZZ_CRASH, .code = (int)(value & 0xffff) };
-	if ((value & ~0xffULL) == VMFORK_FUZZ_CRASH_EXCEPTION && (value & 0xff) < 32) {
+	if ((value & ~0xffULL) == VMFORK_FUZZ_CRASH_EXCEPTION && (value & 0xff) < X86_NVECTORS) {
 		unsigned v = value & 0xff;
 
 		r->signal = vector_signal(v);
-		if (vector_names[v])
-			snprintf(r->what, sizeof(r->what), "%s", vector_names[v]);
+		if (x86_vector_names[v])
+			snprintf(r->what, sizeof(r->what), "%s", x86_vector_names[v]);
 		else
 			snprintf(r->what, sizeof(r->what), "vector %u", v);
 		return;

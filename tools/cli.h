@@ -49,6 +49,11 @@ struct cli_command {
 
 int cmd_run(int argc, char **argv);
 void cmd_run_usage(FILE *out);
+/* Create and boot a VM from cfg and register it in vmm (tools/cmd_run.c). 0 or -errno. */
+struct vmm;
+struct vm;
+struct vm_config;
+int cli_boot_vm(struct vmm *vmm, const struct vm_config *cfg, struct vm **out);
 
 /* Clients of a running VMM's control API (tools/cmd_api.c). */
 int cmd_fork(int argc, char **argv);

@@ -214,17 +214,10 @@ static int fuzz_vm(struct vmm *vmm, struct fuzz_options *o)
 	struct fuzz_stats st;
 	uint64_t t0 = now_ns();
 	struct vm *vm;
-	int ret = vm_create(&vm, &vmm->kvm, &o->vm);
+	int ret = cli_boot_vm(vmm, &o->vm, &vm);
 
 	if (ret < 0)
 		return CLI_EXIT_ERROR;
-	ret = vm_boot(vm, &o->vm);
-	if (!ret)
-		ret = vmm_add(vmm, vm);
-	if (ret < 0) {
-		vm_destroy(vm);
-		return CLI_EXIT_ERROR;
-	}
 	ret = fuzz_session_start(&s, vm, &o->fz);
 	if (!ret)
 		ret = vm_start(vm);

@@ -327,18 +327,28 @@ static int run_all(struct vmm *vmm, struct run_options *o)
 		.workers = o->workers, .limits = o->limits,
 	};
 	struct vm *root;
-	int ret = vm_create(&root, &vmm->kvm, &o->vm);
+
+	if (cli_boot_vm(vmm, &o->vm, &root) < 0)
+		return CLI_EXIT_ERROR;
+	return serve_until_stopped(vmm, &root, 1, &so);
+}
+
+int cli_boot_vm(struct vmm *vmm, const struct vm_config *cfg, struct vm **out)
+{
+	struct vm *vm;
+	int ret = vm_create(&vm, &vmm->kvm, cfg);
 
 	if (ret < 0)
-		return CLI_EXIT_ERROR;
-	ret = vm_boot(root, &o->vm);
+		return ret;
+	ret = vm_boot(vm, cfg);
 	if (!ret)
-		ret = vmm_add(vmm, root);
+		ret = vmm_add(vmm, vm);
 	if (ret < 0) {
-		vm_destroy(root);
-		return CLI_EXIT_ERROR;
+		vm_destroy(vm);
+		return ret;
 	}
-	return serve_until_stopped(vmm, &root, 1, &so);
+	*out = vm;
+	return 0;
 }
 
 int cmd_run(int argc, char **argv)

@@ -7,6 +7,7 @@
  */
 #pragma GCC target("general-regs-only")
 #include "internal.h"
+#include "core/x86_vectors.h"
 
 struct extable_entry {
 	uint64_t key, fixup;
@@ -18,15 +19,6 @@ extern const struct extable_entry rt_extable_start[], rt_extable_end[];
 static volatile uint64_t counts[RT_NEXCEPTIONS];
 static volatile struct rt_fault last_fault;
 static volatile unsigned dying;
-
-static const char *const exception_names[RT_NEXCEPTIONS] = {
-	"#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow",
-	"#BR bound", "#UD invalid opcode", "#NM no FPU", "#DF double fault",
-	"coprocessor overrun", "#TS invalid TSS", "#NP segment not present",
-	"#SS stack fault", "#GP general protection", "#PF page fault", "reserved",
-	"#MF x87 error", "#AC alignment check", "#MC machine check", "#XM SIMD error",
-	"#VE virtualization", "#CP control protection",
-};
 
 static uint64_t extable_find(uint64_t rip)
 {
@@ -40,7 +32,7 @@ static rt_noreturn void die(const struct rt_trap_frame *f)
 {
 	unsigned v = f->vector;
 	int status = v < RT_NEXCEPTIONS ? RT_EXIT_FAULT_BASE + (int)v : RT_EXIT_BAD_IRQ;
-	const char *name = v < RT_NEXCEPTIONS ? exception_names[v] : "interrupt";
+	const char *name = v < RT_NEXCEPTIONS ? x86_vector_names[v] : "interrupt";
 
 	/* Only the first CPU to get here logs: a fault while logging must not loop. */
 	if (!__atomic_exchange_n(&dying, 1, __ATOMIC_SEQ_CST))
