@@ -95,7 +95,8 @@ static int begin_run(struct fuzz_session *s)
 		ret = afl_fs_next(&s->fs, &was_killed);
 	else if (s->stats.runs >= s->cfg.runs || s->last.outcome == FUZZ_HANG)
 		ret = -ECANCELED;
-	if (!ret)
+	/* A replay runs one input: read once (stdin may be a pipe), kept outside RAM. */
+	if (!ret && (s->cfg.afl || !s->stats.runs))
 		ret = fuzz_load_input(s);
 	if (!ret && s->cfg.afl) {
 		pid = fuzz_run_helper(s, was_killed);

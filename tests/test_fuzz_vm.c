@@ -140,9 +140,18 @@ Test(fuzz_vm, each_class_of_end_has_its_status_and_the_vm_goes_on)
 /* fuzz_target counts its runs in its own memory and reports a crash unless the count is 1. */
 Test(fuzz_vm, every_run_starts_from_the_mark)
 {
+	char cmd[512], *vmfork = strdup(harness_build_path("vm-fork"));
+	char *target = strdup(harness_build_path("guest/fuzz_target.elf"));
+
 	cr_expect_eq(replay("ok-write", "500"), 0, "%s", out);
 	cr_expect(strstr(out, "500 runs"), "%s", out);
 	cr_expect(strstr(out, ": done"), "%s", out);
+	/* From a pipe, read once: every run gets the same input (the out-of-bounds one). */
+	snprintf(cmd, sizeof(cmd), "cat %s | %s fuzz --kernel %s --runs 5 2>&1 | grep -q "
+		 "'5 runs.*crash: #PF'", input_path("oob"), vmfork, target);
+	cr_expect_eq(system(cmd), 0, "%s", cmd);
+	free(vmfork);
+	free(target);
 }
 
 /* ---- afl-fuzz's side, played here ---- */
