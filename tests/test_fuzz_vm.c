@@ -486,3 +486,67 @@ Test(fuzz_vm, a_linux_program_is_fuzzed_with_its_kernel_reset_each_run)
 	cr_expect_eq(replay_linux(kernel, "hang", "1"), 124, "%s", out);
 	free(kernel);
 }
+
+/* ---- From a snapshot: instances share its memory file ---- */
+
+static bool file_has(const char *path, const char *text)
+{
+	char buf[8192] = { 0 };
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	return n && strstr(buf, text);
+}
+
+/*
+ * A guest booted with fuzz=wait waits for vm-fork fuzz; its snapshot is what
+ * every instance restores, each run still from the guest's own mark.
+ */
+Test(fuzz_vm, fuzzing_starts_from_a_snapshot_of_a_waiting_guest)
+{
+	char sock[96], log[96], spec[112], snap[96];
+	char *target = strdup(harness_build_path("guest/fuzz_target.elf"));
+	char *vmfork = strdup(harness_build_path("vm-fork"));
+	unsigned bound = harness_wait_s(30) * 100;
+	pid_t pid;
+
+	snprintf(sock, sizeof(sock), "%s/api.sock", dir);
+	snprintf(log, sizeof(log), "%s/console.log", dir);
+	snprintf(spec, sizeof(spec), "file:%s", log);
+	snprintf(snap, sizeof(snap), "%s/snap", dir);
+	pid = fork();
+	if (pid == 0) {
+		execl(vmfork, "vm-fork", "run", "--kernel", target, "--cmdline", "fuzz=wait",
+		      "--console", spec, "--api", sock, (char *)NULL);
+		_exit(127);
+	}
+	/* Until the guest says it waits (its console is the report). */
+	for (unsigned i = 0; i < bound && (access(sock, F_OK) || !file_has(log, "waiting")); i++) {
+		struct pollfd none = { .fd = -1 };
+
+		poll(&none, 0, 10);
+	}
+	cr_assert(file_has(log, "rt: waiting for vm-fork fuzz"), "the guest never waited");
+	cr_assert_eq(harness_run_cli((char *const[]){ "vm-fork", "snapshot", "--api", sock, snap,
+						      NULL }, out, sizeof(out), 60), 0, "%s", out);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	{
+		char *oob_in = strdup(input_path("oob")), *ok_in = strdup(input_path("ok-write"));
+		char *oob[] = { "vm-fork", "fuzz", "--snapshot", snap, "--runs", "3", "--replay",
+				oob_in, NULL };
+		char *ok[] = { "vm-fork", "fuzz", "--snapshot", snap, "--runs", "200", "--replay",
+			       ok_in, NULL };
+
+		cr_expect_eq(harness_run_cli(oob, out, sizeof(out), 60), 128 + SIGSEGV, "%s", out);
+		cr_expect(strstr(out, "3 runs") && strstr(out, "#PF page fault"), "%s", out);
+		cr_expect_eq(harness_run_cli(ok, out, sizeof(out), 60), 0, "%s", out);
+		cr_expect(strstr(out, "200 runs") && strstr(out, ": done"), "%s", out);
+		free(oob_in);
+		free(ok_in);
+	}
+	free(target);
+	free(vmfork);
+}

@@ -17,6 +17,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/parse.h"
+#include "fork/snapdir.h"
 #include "fork/vmm.h"
 #include "server/fuzz.h"
 #include "tools/cli.h"
@@ -30,6 +31,7 @@ struct fuzz_options {
 	struct fuzz_config fz;
 	const char *kvm_path;
 	const char *replay;
+	const char *snapshot;      /* restore the guest from this snapshot instead of booting it */
 };
 
 void cmd_fuzz_usage(FILE *out)
@@ -37,6 +39,7 @@ void cmd_fuzz_usage(FILE *out)
 	fprintf(out,
 		"usage: afl-fuzz -i IN -o OUT [-t MS] -- vm-fork fuzz --kernel GUEST [options] [@@]\n"
 		"       vm-fork fuzz --kernel GUEST [options] --replay FILE\n"
+		"       ... vm-fork fuzz --snapshot DIR [options] [@@]\n"
 		"\n"
 		"Fuzz a guest with stock AFL++. The guest boots once and marks its start; each\n"
 		"input then runs from that mark in the same VM, reset in place between inputs.\n"
@@ -47,6 +50,9 @@ void cmd_fuzz_usage(FILE *out)
 		"\n"
 		"  -k, --kernel FILE     the guest (ELF64 or bzImage)\n"
 		"  -i, --initrd FILE     its initial ramdisk (a Linux guest)\n"
+		"      --snapshot DIR    restore the guest from a snapshot instead (vm-fork snapshot\n"
+		"                        of a guest waiting for vm-fork fuzz, e.g. our runtime's\n"
+		"                        fuzz=wait): instances share its memory in the page cache\n"
 		"  -c, --cmdline STR     its command line\n"
 		"  -m, --mem SIZE        guest RAM (default 64M)\n"
 		"      --replay FILE     run FILE's input and report (no afl-fuzz)\n"
@@ -118,7 +124,7 @@ static int parse_number_opt(int c, const char *arg, struct fuzz_options *o)
  */
 static int check_files(const struct fuzz_options *o)
 {
-	const char *files[] = { o->vm.kernel, o->vm.initrd, o->replay };
+	const char *files[] = { o->vm.kernel, o->vm.initrd, o->replay, o->snapshot };
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		if (files[i] && access(files[i], R_OK) < 0) {
@@ -132,7 +138,7 @@ static int parse_fuzz_args(int argc, char **argv, struct fuzz_options *o)
 {
 	static const struct option longopts[] = {
 		{ "kernel", required_argument, NULL, 'k' }, { "cmdline", required_argument, NULL, 'c' },
-		{ "initrd", required_argument, NULL, 'i' },
+		{ "initrd", required_argument, NULL, 'i' }, { "snapshot", required_argument, NULL, 'D' },
 		{ "mem", required_argument, NULL, 'm' }, { "replay", required_argument, NULL, 'P' },
 		{ "runs", required_argument, NULL, 'R' }, { "timeout", required_argument, NULL, 'T' },
 		{ "map-size", required_argument, NULL, 'S' }, { "no-coverage", no_argument, NULL, 'N' },
@@ -154,6 +160,7 @@ static int parse_fuzz_args(int argc, char **argv, struct fuzz_options *o)
 		case 'k': o->vm.kernel = optarg; break;
 		case 'i': o->vm.initrd = optarg; break;
 		case 'c': o->vm.cmdline = optarg; break;
+		case 'D': o->snapshot = optarg; break;
 		case 'P': o->replay = optarg; break;
 		case 'N': o->fz.coverage = false; break;
 		case 'C': o->vm.console = optarg; break;
@@ -169,8 +176,10 @@ static int parse_fuzz_args(int argc, char **argv, struct fuzz_options *o)
 	o->fz.input_path = optind < argc ? argv[optind] : o->replay;
 	if (o->replay && optind < argc)
 		return bad_usage("%s", "give the input once: --replay FILE or FILE");
-	if (!o->vm.kernel)
-		return bad_usage("%s", "--kernel FILE is required");
+	if (!o->vm.kernel == !o->snapshot)
+		return bad_usage("%s", "give the guest: --kernel FILE or --snapshot DIR");
+	if (o->snapshot && (o->vm.initrd || o->vm.cmdline))
+		return bad_usage("%s", "--initrd and --cmdline are the snapshot's own");
 	log_set_level((enum log_level)level);
 	return check_files(o);
 }
@@ -206,6 +215,21 @@ static int replay_status(const struct fuzz_run_result *r, const struct fuzz_stat
 	}
 }
 
+/* A VM from the snapshot, paused: its RAM maps the snapshot's mem file, shared by every instance. */
+static int restore_vm(struct vmm *vmm, const struct fuzz_options *o, struct vm **vm)
+{
+	struct snapshot_image img;
+	int ret = snapshot_open(o->snapshot, vmm->kvm.supported_cpuid, &img);
+
+	if (!ret) {
+		ret = vm_restore(vmm, &img, 1, o->vm.console, vm);
+		snapshot_close(&img);
+	}
+	if (ret < 0)
+		fprintf(stderr, "vm-fork fuzz: %s: %s\n", o->snapshot, strerror(-ret));
+	return ret;
+}
+
 /* The VM lives in a registry (vmm) as any VM: its reset point captures through it. */
 static int fuzz_vm(struct vmm *vmm, struct fuzz_options *o)
 {
@@ -214,13 +238,13 @@ static int fuzz_vm(struct vmm *vmm, struct fuzz_options *o)
 	struct fuzz_stats st;
 	uint64_t t0 = now_ns();
 	struct vm *vm;
-	int ret = cli_boot_vm(vmm, &o->vm, &vm);
+	int ret = o->snapshot ? restore_vm(vmm, o, &vm) : cli_boot_vm(vmm, &o->vm, &vm);
 
 	if (ret < 0)
 		return CLI_EXIT_ERROR;
 	ret = fuzz_session_start(&s, vm, &o->fz);
 	if (!ret)
-		ret = vm_start(vm);
+		ret = o->snapshot ? vm_resume(vm) : vm_start(vm);
 	if (!ret)
 		vm_wait(vm);
 	if (!ret && !fuzz_session_marked(s)) {

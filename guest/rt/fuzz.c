@@ -54,7 +54,16 @@ const uint8_t *rt_fuzz_start(size_t *len)
 	uint64_t input = rt_ctl_read(VMFORK_CTL_FUZZ_INPUT);
 	uint64_t map = rt_ctl_read(VMFORK_CTL_FUZZ_MAP);
 	const volatile struct vmfork_fuzz_input *in;
+	size_t n;
 
+	/* fuzz=wait: a guest to snapshot (vm-fork fuzz --snapshot), waiting to be fuzzed. */
+	if (!input && rt_arg("fuzz", &n) && n == 4 && !memcmp(rt_arg("fuzz", &n), "wait", 4)) {
+		rt_printf("rt: waiting for vm-fork fuzz\n");
+		while (!(input = rt_ctl_read(VMFORK_CTL_FUZZ_INPUT)))
+			for (uint64_t t = rt_rdtsc(); rt_rdtsc() - t < 1000000;)
+				rt_pause();
+		map = rt_ctl_read(VMFORK_CTL_FUZZ_MAP);
+	}
 	if (!input)
 		return NULL;
 	/* No constructors run here: number the guards before the first edge. */
