@@ -6,6 +6,8 @@
  *   'z' #DE (divide by zero)   'u' #UD (ud2)        'b' #BP (int3)
  *   'p' #PF (a guard page)     'c' crash report 0xc0de
  *   't' triple fault: an empty IDT at CPL0, then an int3
+ *   'm' a second mark, then FUZZ_DONE (crash 0xbad if it changed the mark's result)
+ *   'r' a RESET of its own, then FUZZ_DONE (honoured, it would loop: a hang)
  * Anything else: FUZZ_DONE. exit 3 when not under vm-fork fuzz.
  */
 #include "rt.h"
@@ -43,6 +45,12 @@ int main(void)
 	case 'p': ((volatile uint8_t *)guarded)[4096] = 1; break;
 	case 'c': rt_fuzz_crash(0xc0de);
 	case 't': rt_cpl0_call(triple_fault, 0); break;
+	case 'm':
+		rt_ctl_write(VMFORK_CTL_SNAPSHOT, 0);
+		if (rt_ctl_read(VMFORK_CTL_SNAPSHOT_RESULT))
+			rt_fuzz_crash(0xbad);
+		break;
+	case 'r': rt_ctl_write(VMFORK_CTL_RESET, 1); break;
 	}
 	rt_fuzz_done();
 }

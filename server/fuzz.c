@@ -214,8 +214,12 @@ static void fuzz_mark(struct vm *vm, struct vcpu *self, uint64_t counter_gpa)
 	struct fuzz_session *s = vm->fuzz;
 	int ret;
 
-	if (s->marked) { /* every run must start from the one mark */
-		ctl_set_mark_result(&vm->ctl, -EALREADY);
+	/*
+	 * Every run starts from the one mark: another is ignored, and leaves the
+	 * mark's result alone (it is not reset, and a harness may read it each run).
+	 */
+	if (s->marked) {
+		ctl_count_bad(&vm->ctl);
 		return;
 	}
 	vm_fork_engine_ops()->mark(vm, self, counter_gpa);
@@ -268,12 +272,19 @@ static void fuzz_no_fork(struct vm *vm, struct vcpu *self, uint64_t count)
 	ctl_set_fork_result(&vm->ctl, -EOPNOTSUPP, 0);
 }
 
+/* A run ends with DONE or CRASH: a RESET of its own would rerun its input uncounted. */
+static void fuzz_no_reset(struct vm *vm, struct vcpu *self)
+{
+	ctl_count_bad(&vm->ctl);
+}
+
 /* ---- The session ---- */
 
 static void install_hooks(struct fuzz_session *s)
 {
 	s->ops = *vm_fork_engine_ops();
 	s->ops.fork = fuzz_no_fork;
+	s->ops.reset = fuzz_no_reset;
 	s->ops.mark = fuzz_mark;
 	s->ops.fuzz_done = fuzz_done;
 	s->ops.fuzz_crash = fuzz_crash;

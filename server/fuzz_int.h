@@ -21,6 +21,7 @@ struct fuzz_session {
 	struct vmfork_fuzz_input *input;  /* the guest's input region, read-only to it */
 	uint64_t input_bytes;             /* its mapping's size */
 	const uint8_t *afl_input;         /* afl-fuzz's shared-memory input (u32 len, data), or NULL */
+	uint64_t afl_input_max;           /* the data bytes its segment holds */
 
 	/* The run, and the helper whose pid afl-fuzz kills (fuzz_watch.c). */
 	pthread_mutex_t lock;

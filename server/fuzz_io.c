@@ -16,15 +16,16 @@
 #include "core/log.h"
 #include "server/fuzz_int.h"
 
-#define AFL_SHM_INPUT_MAX (1u << 20) /* afl-fuzz's MAX_FILE: its input segment holds this */
-
 static uint64_t page_round(uint64_t n)
 {
 	return (n + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 }
 
-/* afl-fuzz's segment named by env, at least min bytes; NULL when absent or too small. */
-static void *attach_afl_shm(const char *env, uint64_t min, bool read_only)
+/*
+ * afl-fuzz's segment named by env, at least min bytes (its size in *size);
+ * NULL when absent or too small.
+ */
+static void *attach_afl_shm(const char *env, uint64_t min, bool read_only, uint64_t *size)
 {
 	const char *id_text = getenv(env);
 	struct shmid_ds ds;
@@ -45,15 +46,16 @@ static void *attach_afl_shm(const char *env, uint64_t min, bool read_only)
 		pr_err("fuzz: cannot attach %s=%s: %s", env, id_text, strerror(errno));
 		return NULL;
 	}
+	*size = ds.shm_segsz;
 	return p;
 }
 
 static int map_coverage(struct fuzz_session *s)
 {
-	uint64_t size = s->cfg.map_size;
+	uint64_t size = s->cfg.map_size, seg;
 
 	if (s->cfg.afl && getenv("__AFL_SHM_ID")) {
-		s->map = attach_afl_shm("__AFL_SHM_ID", size, false);
+		s->map = attach_afl_shm("__AFL_SHM_ID", size, false, &seg);
 		if (!s->map)
 			return -EINVAL;
 		s->map_is_afl = true;
@@ -85,7 +87,10 @@ static int map_input(struct fuzz_session *s)
 
 int fuzz_attach_afl_input(struct fuzz_session *s)
 {
-	s->afl_input = attach_afl_shm("__AFL_SHM_FUZZ_ID", sizeof(uint32_t), true);
+	uint64_t seg;
+
+	s->afl_input = attach_afl_shm("__AFL_SHM_FUZZ_ID", sizeof(uint32_t), true, &seg);
+	s->afl_input_max = seg - sizeof(uint32_t);
 	return s->afl_input ? 0 : -EINVAL;
 }
 
@@ -162,15 +167,16 @@ int fuzz_load_input(struct fuzz_session *s)
 
 		memcpy(&n, s->afl_input, sizeof(n));
 		len = n < max ? n : max;
-		len = len < AFL_SHM_INPUT_MAX ? len : AFL_SHM_INPUT_MAX;
+		len = len < s->afl_input_max ? len : s->afl_input_max; /* never past the segment */
 		memcpy(s->input->data, s->afl_input + sizeof(n), len);
 		s->input->len = len;
 		return 0;
 	}
 	fd = s->cfg.input_path ? open(s->cfg.input_path, O_RDONLY | O_CLOEXEC) : 0;
 	if (fd < 0) {
-		pr_err("fuzz: cannot open the input %s: %s", s->cfg.input_path, strerror(errno));
-		return -errno;
+		ret = -errno;
+		pr_err("fuzz: cannot open the input %s: %s", s->cfg.input_path, strerror(-ret));
+		return ret;
 	}
 	ret = read_from_start(fd, s->input->data, max, &len);
 	if (s->cfg.input_path)

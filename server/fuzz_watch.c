@@ -116,6 +116,9 @@ void fuzz_watch_poke(struct fuzz_session *s)
 {
 	uint64_t one = 1;
 
+	/* Under afl-fuzz the watcher only waits for the helper's death: no wake-up per run. */
+	if (s->cfg.afl && !s->stopping)
+		return;
 	if (s->wake_fd >= 0 && write(s->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		pr_warn("fuzz: cannot wake the watcher: %s", strerror(errno));
 }
@@ -129,6 +132,20 @@ static int budget_left_ms(struct fuzz_session *s)
 		return -1;
 	end = s->run_start_ns + s->cfg.timeout_ns;
 	return now >= end ? 0 : (int)((end - now + 999999) / 1000000);
+}
+
+/*
+ * No helper, or no watching: the session cannot go on. Whoever waits for a
+ * helper is let go (the run cannot start), and the VM stops.
+ */
+static void give_up(struct fuzz_session *s, int err)
+{
+	pr_err("fuzz: the watcher cannot go on: %s", strerror(err));
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	pthread_cond_broadcast(&s->changed);
+	pthread_mutex_unlock(&s->lock);
+	vm_request_stop(s->vm, VM_STOP_ERROR, 1);
 }
 
 static void *watch(void *arg)
@@ -150,8 +167,10 @@ static void *watch(void *arg)
 		timeout = budget_left_ms(s);
 		pthread_mutex_unlock(&s->lock);
 		n = poll(p, 2, timeout);
-		if (n < 0 && errno != EINTR)
+		if (n < 0 && errno != EINTR) {
+			give_up(s, errno);
 			break;
+		}
 		if (p[1].revents && read(s->wake_fd, &drained, sizeof(drained)) < 0)
 			continue;
 		if (p[0].revents) {
@@ -160,8 +179,10 @@ static void *watch(void *arg)
 			seq = s->run_active && s->run_helper_gen == s->helper_gen ? s->run_seq : 0;
 			n = replace_helper(s);
 			pthread_mutex_unlock(&s->lock);
-			if (n < 0)
-				vm_request_stop(s->vm, VM_STOP_ERROR, 1);
+			if (n < 0) {
+				give_up(s, -n);
+				break;
+			}
 			if (seq)
 				fuzz_end_hang(s, seq, "killed by afl-fuzz on its timeout");
 		} else if (n == 0) {
