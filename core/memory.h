@@ -46,6 +46,7 @@ void guest_mem_destroy(struct guest_mem *mem);
 /* KVM memory slots outside RAM, after its regions' (slots 0 and 1). */
 #define MEM_SLOT_FUZZ_MAP   2
 #define MEM_SLOT_FUZZ_INPUT 3
+#define MEM_SLOT_FIRMWARE   4
 /*
  * Map host memory that the layer above owns (not RAM: no part of a fork,
  * snapshot or reset) at gpa as slot; size and host page-aligned; read_only:

@@ -6,6 +6,7 @@
 
 #include "core/device.h"
 #include "devices/acpi_pm.h"
+#include "devices/debugcon.h"
 #include "devices/ged.h"
 #include "devices/i8042.h"
 #include "devices/uart.h"
@@ -25,6 +26,7 @@ const struct device_type *const device_table[] = {
 	&virtio_blk_device,
 	&virtio_vsock_device,
 	&virtio_net_device,
+	&debugcon_device,
 	NULL,
 };
 

@@ -128,7 +128,8 @@ Test(cli, bad_command_lines)
 		const char *says;
 	} cases[] = {
 		{ { "frobnicate" }, "not a command" },
-		{ { "run" }, "--kernel FILE is required" },
+		{ { "run" }, "give --kernel FILE, or --firmware FILE" },
+		{ { "run", "--kernel", "x", "--firmware", "y" }, "give --kernel FILE, or --firmware FILE" },
 		{ { "run", "--kernel", "x", "--mem", "17M" }, "multiple of 2M" },
 		{ { "run", "--kernel", "x", "--mem", "8M" }, "between 16M and 1T" },
 		{ { "run", "--kernel", "x", "--mem", "2T" }, "between 16M and 1T" },

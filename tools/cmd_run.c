@@ -14,6 +14,7 @@
 #include "core/console.h"
 #include "core/log.h"
 #include "core/parse.h"
+#include "devices/debugcon.h"
 #include "fork/vmm.h"
 #include "tools/cli.h"
 #include "tools/serve.h"
@@ -21,6 +22,8 @@
 #include "vmm/vm.h"
 
 #define DEFAULT_MEM (256 * MiB)
+/* Debian's SeaBIOS for QEMU's microvm: no PCI, virtio-mmio disks found through the DSDT. */
+#define SEABIOS_PATH "/usr/share/seabios/bios-microvm.bin"
 /* vm_boot()'s limit on a kernel image (MAX_KERNEL_SIZE in vmm/vm.c). */
 #define KERNEL_MAX_SIZE (512 * MiB)
 
@@ -42,6 +45,9 @@ void cmd_run_usage(FILE *out)
 		"With clones (forked through the API or by the guest), it runs until every VM stopped.\n"
 		"\n"
 		"  -k, --kernel FILE     ELF64 executable (vmlinux, our guests) or bzImage\n"
+		"      --firmware FILE   boot a firmware image instead, from its reset vector;\n"
+		"                        'seabios' is Debian's SeaBIOS for machines without PCI\n"
+		"                        (%s); its debug port 0x402 goes to the console\n"
 		"  -i, --initrd FILE     initial ramdisk\n"
 		"  -c, --cmdline STR     kernel command line\n"
 		"  -m, --mem SIZE        guest RAM, 16M to 1T in steps of 2M (default 256M);\n"
@@ -64,7 +70,7 @@ void cmd_run_usage(FILE *out)
 		"  -v, --verbose         more messages (repeat for debug)\n"
 		"  -q, --quiet           errors only\n"
 		"  -h, --help            this text\n"
-		"\n", VM_MAX_CPUS);
+		"\n", SEABIOS_PATH, VM_MAX_CPUS);
 	fputs(cli_devices_help, out);
 	fputs("\nLimits, so that no guest or client can exhaust the host:\n", out);
 	fprintf(out, serve_limits_help, VMM_DEFAULT_MAX_VMS, VMM_DEFAULT_GUEST_FORKS_PER_S,
@@ -103,6 +109,7 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 {
 	static const struct option longopts[] = {
 		{ "kernel", required_argument, NULL, 'k' }, { "initrd", required_argument, NULL, 'i' },
+		{ "firmware", required_argument, NULL, 'F' },
 		{ "cmdline", required_argument, NULL, 'c' }, { "mem", required_argument, NULL, 'm' },
 		{ "mem-file", required_argument, NULL, 'M' }, { "cpus", required_argument, NULL, 'p' },
 		{ "console", required_argument, NULL, 'C' }, { "cpuid-mask", required_argument, NULL, 'X' },
@@ -126,6 +133,10 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 		case 'k': o->vm.kernel = optarg; break;
 		case 'i': o->vm.initrd = optarg; break;
 		case 'c': o->vm.cmdline = optarg; break;
+		case 'F':
+			o->vm.firmware = strcmp(optarg, "seabios") ? optarg : SEABIOS_PATH;
+			o->vm.devices.args[device_index(&debugcon_device)] = "on";
+			break;
 		case 'M': o->vm.mem_path = optarg; break;
 		case 'C': o->vm.console = optarg; break;
 		case 'X':
@@ -169,8 +180,8 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 	}
 	if (optind < argc)
 		return bad_usage("unexpected argument '%s'", argv[optind]);
-	if (!o->vm.kernel)
-		return bad_usage("%s", "--kernel FILE is required");
+	if (!o->vm.kernel == !o->vm.firmware)
+		return bad_usage("%s", "give --kernel FILE, or --firmware FILE");
 	log_set_level((enum log_level)level);
 	return 0;
 }
@@ -306,9 +317,11 @@ static int check_run_args(const struct run_options *o)
 		ret = check_console("--console", o->vm.console, o->vm.console);
 	if (!ret && o->clone_console)
 		ret = check_clone_console(o->clone_console);
-	if (!ret)
+	if (!ret && o->vm.firmware)
+		ret = check_readable("--firmware", o->vm.firmware);
+	if (!ret && o->vm.kernel)
 		ret = check_readable("--kernel", o->vm.kernel);
-	if (!ret && is_elf(o->vm.kernel))
+	if (!ret && o->vm.kernel && is_elf(o->vm.kernel))
 		ret = check_elf_kernel(&o->vm);
 	if (!ret && o->vm.initrd)
 		ret = check_readable("--initrd", o->vm.initrd);

@@ -470,8 +470,11 @@ int vm_boot(struct vm *vm, const struct vm_config *cfg)
 	uint64_t initrd_addr, initrd_size;
 	uint8_t *image;
 	size_t len;
-	int ret = boot_read_file(cfg->kernel, MAX_KERNEL_SIZE, &image, &len);
+	int ret;
 
+	if (cfg->firmware)
+		return vm_boot_firmware(vm, cfg);
+	ret = boot_read_file(cfg->kernel, MAX_KERNEL_SIZE, &image, &len);
 	if (ret < 0)
 		return ret;
 	ret = boot_load_kernel(&vm->mem, image, len, &kernel);
@@ -625,6 +628,7 @@ void vm_destroy(struct vm *vm)
 			device_table[i]->destroy(vm->devs[i]);
 	ctl_destroy(&vm->ctl);
 	guest_mem_destroy(&vm->mem);
+	vm_drop_firmware(vm);
 	if (vm->fd >= 0)
 		close(vm->fd);
 	pthread_cond_destroy(&vm->stopped);

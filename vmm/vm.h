@@ -35,6 +35,7 @@ struct vm_config {
 	const char *kernel;
 	const char *initrd;         /* or NULL */
 	const char *cmdline;        /* or NULL: empty */
+	const char *firmware;       /* or NULL: a firmware image to boot instead (vmm/boot_firmware.c) */
 	struct device_config devices; /* the optional devices turned on */
 };
 
@@ -96,6 +97,8 @@ struct vm {
 	struct fork_cache *fork_cache;
 	struct reset_point *reset_point; /* fork/reset.h */
 	struct fuzz_session *fuzz;    /* server/fuzz.h: vm-fork fuzz's session, or NULL */
+	void *firmware;               /* a firmware image's mapping below 4 GiB, or NULL */
+	size_t firmware_size;
 	int fd;
 	struct guest_mem mem;
 	struct bus bus;
@@ -171,8 +174,11 @@ const char *vm_device_arg(const struct vm *vm, unsigned index);
 int vm_devices_forked(struct vm *vm);
 /* Every device's attach() hook: once per VM, before its vCPUs first run (vm_boot does it). */
 int vm_devices_attach(struct vm *vm);
-/* Load cfg->kernel (+ initrd, command line) and point the boot vCPU at it. */
+/* Load cfg->kernel (+ initrd, command line) and point the boot vCPU at it; or boot cfg->firmware. */
 int vm_boot(struct vm *vm, const struct vm_config *cfg);
+/* Map cfg->firmware below 4 GiB and its last 128 KiB at 0xE0000; the vCPU starts at its reset vector. */
+int vm_boot_firmware(struct vm *vm, const struct vm_config *cfg);
+void vm_drop_firmware(struct vm *vm);
 /* Start the vCPU threads (and console input). */
 int vm_start(struct vm *vm);
 /* The same, but the vCPUs stay out of the guest until vm_resume(). */

@@ -1,0 +1,72 @@
+/*
+ * Booting firmware (vm-fork run --firmware): the image is mapped read-only
+ * just below 4 GiB, and its last 128 KiB are copied into RAM at 0xE0000, as
+ * a PC's chipset shows them. SeaBIOS's build without PCI cannot unlock a
+ * shadow, so that copy must be writable RAM (docs/seabios.md). The boot vCPU
+ * stays in the architectural reset state KVM gave it: real mode at
+ * F000:FFF0, the image's reset vector. None of vm-fork's own boot tables are
+ * written: the firmware makes its own.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "core/log.h"
+#include "vmm/boot.h"
+#include "vmm/vm.h"
+
+#define FIRMWARE_MIN    (64 * KiB)
+#define FIRMWARE_MAX    (16 * MiB)
+#define FIRMWARE_SHADOW (128 * KiB)   /* 0xE0000 - 0xFFFFF */
+
+/* The image in memory of its own, read-only to the guest, at 4 GiB - len. */
+static int map_image(struct vm *vm, const uint8_t *image, size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int ret;
+
+	if (p == MAP_FAILED)
+		return -errno;
+	memcpy(p, image, len);
+	ret = guest_mem_map_host(vm->fd, MEM_SLOT_FIRMWARE, 4 * GiB - len, p, len, true);
+	if (ret < 0) {
+		munmap(p, len);
+		return ret;
+	}
+	vm->firmware = p;
+	vm->firmware_size = len;
+	return 0;
+}
+
+int vm_boot_firmware(struct vm *vm, const struct vm_config *cfg)
+{
+	size_t len, shadow;
+	uint8_t *image;
+	int ret = boot_read_file(cfg->firmware, FIRMWARE_MAX, &image, &len);
+
+	if (ret < 0)
+		return ret;
+	if (len < FIRMWARE_MIN || len % (64 * KiB)) {
+		pr_err("%s: a firmware image is 64 KiB to 16 MiB, in 64 KiB steps (%zu bytes)",
+		       cfg->firmware, len);
+		free(image);
+		return -EINVAL;
+	}
+	ret = map_image(vm, image, len);
+	/* The devices first: what they place in low RAM, the firmware's copy replaces. */
+	if (!ret)
+		ret = vm_devices_attach(vm);
+	shadow = len < FIRMWARE_SHADOW ? len : FIRMWARE_SHADOW;
+	if (!ret)
+		ret = guest_write(&vm->mem, 1 * MiB - shadow, image + len - shadow, shadow);
+	free(image);
+	return ret;
+}
+
+void vm_drop_firmware(struct vm *vm)
+{
+	if (vm->firmware)
+		munmap(vm->firmware, vm->firmware_size);
+	vm->firmware = NULL;
+}
