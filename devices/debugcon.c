@@ -1,8 +1,8 @@
 /*
  * The debug console at port 0x402, as QEMU's isa-debugcon: bytes written go
  * to the VM's console, a read says 0xe9. SeaBIOS prints its banner there and
- * nowhere else (docs/seabios.md). Optional (--debugcon; --firmware turns it
- * on): while off, the port reads 0xff and writes are dropped. No state.
+ * nowhere else (docs/seabios.md). Optional, turned on by vm-fork run's
+ * --firmware: while off, the port reads 0xff and writes are dropped. No state.
  */
 #include <errno.h>
 #include <stdlib.h>
