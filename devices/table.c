@@ -7,7 +7,9 @@
 #include "core/device.h"
 #include "devices/acpi_pm.h"
 #include "devices/debugcon.h"
+#include "devices/fw_cfg.h"
 #include "devices/ged.h"
+#include "devices/pc_reset.h"
 #include "devices/i8042.h"
 #include "devices/uart.h"
 #include "devices/vmgenid.h"
@@ -27,6 +29,8 @@ const struct device_type *const device_table[] = {
 	&virtio_vsock_device,
 	&virtio_net_device,
 	&debugcon_device,
+	&fw_cfg_device,
+	&pc_reset_device,
 	NULL,
 };
 

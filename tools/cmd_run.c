@@ -15,6 +15,8 @@
 #include "core/log.h"
 #include "core/parse.h"
 #include "devices/debugcon.h"
+#include "devices/fw_cfg.h"
+#include "devices/pc_reset.h"
 #include "fork/vmm.h"
 #include "tools/cli.h"
 #include "tools/serve.h"
@@ -136,6 +138,8 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 		case 'F':
 			o->vm.firmware = strcmp(optarg, "seabios") ? optarg : SEABIOS_PATH;
 			o->vm.devices.args[device_index(&debugcon_device)] = "on";
+			o->vm.devices.args[device_index(&fw_cfg_device)] = "on";
+			o->vm.devices.args[device_index(&pc_reset_device)] = "on";
 			break;
 		case 'M': o->vm.mem_path = optarg; break;
 		case 'C': o->vm.console = optarg; break;

@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 
 #include "core/log.h"
+#include "devices/fw_cfg.h"
 #include "vmm/boot.h"
 #include "vmm/vm.h"
 
@@ -39,6 +40,34 @@ static int map_image(struct vm *vm, const uint8_t *image, size_t len)
 	return 0;
 }
 
+/*
+ * What SeaBIOS reads from fw_cfg: the CPU count, the memory map, and a
+ * boot-fail-wait of 0, so that "No bootable device." reboots at once (through
+ * port 0xcf9: the VM stops) instead of waiting for a disk for ever.
+ */
+static int fill_fw_cfg(struct vm *vm)
+{
+	int i = device_index(&fw_cfg_device);
+	void *f = i >= 0 && vm->dev_on[i] ? vm->devs[i] : NULL;
+	struct boot_e820_entry e820[BOOT_E820_MAX];
+	uint16_t cpus = (uint16_t)vm->ncpus;
+	uint32_t no_wait = 0;
+	int n = boot_build_e820(&vm->mem, e820, BOOT_E820_MAX), ret;
+
+	if (!f)
+		return -ENODEV;
+	if (n < 0)
+		return n;
+	ret = fw_cfg_set(f, FW_CFG_NB_CPUS, &cpus, sizeof(cpus));
+	if (!ret)
+		ret = fw_cfg_set(f, FW_CFG_MAX_CPUS, &cpus, sizeof(cpus));
+	if (!ret)
+		ret = fw_cfg_add_file(f, "etc/e820", e820, (size_t)n * sizeof(e820[0]));
+	if (!ret)
+		ret = fw_cfg_add_file(f, "etc/boot-fail-wait", &no_wait, sizeof(no_wait));
+	return ret;
+}
+
 int vm_boot_firmware(struct vm *vm, const struct vm_config *cfg)
 {
 	size_t len, shadow;
@@ -54,6 +83,8 @@ int vm_boot_firmware(struct vm *vm, const struct vm_config *cfg)
 		return -EINVAL;
 	}
 	ret = map_image(vm, image, len);
+	if (!ret)
+		ret = fill_fw_cfg(vm);
 	/* The devices first: what they place in low RAM, the firmware's copy replaces. */
 	if (!ret)
 		ret = vm_devices_attach(vm);

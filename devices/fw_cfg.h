@@ -1,0 +1,36 @@
+/*
+ * QEMU's firmware configuration device (fw_cfg), the port interface SeaBIOS
+ * reads its machine from (docs/seabios.md): a 16-bit selector at 0x510 and a
+ * data byte at 0x511, read in order from the item's start. No DMA: FW_CFG_ID
+ * says so, and SeaBIOS then reads every item through the port.
+ */
+#ifndef DEVICES_FW_CFG_H
+#define DEVICES_FW_CFG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/device.h"
+
+#define FW_CFG_PORT_SEL   0x510
+#define FW_CFG_PORT_DATA  0x511
+
+#define FW_CFG_SIGNATURE  0x00
+#define FW_CFG_ID         0x01
+#define FW_CFG_NB_CPUS    0x05
+#define FW_CFG_MAX_CPUS   0x0f
+#define FW_CFG_FILE_DIR   0x19
+#define FW_CFG_FILE_FIRST 0x20
+#define FW_CFG_MAX_FILES  16
+#define FW_CFG_NAME_MAX   56
+
+extern const struct device_type fw_cfg_device;
+
+/* Set key (< FW_CFG_FILE_FIRST) to len bytes of data (copied). 0 or -EINVAL/-ENOMEM. */
+int fw_cfg_set(void *dev, uint16_t key, const void *data, size_t len);
+/* Add a named file (copied) to the directory. 0, -ENOSPC, -ENAMETOOLONG or -ENOMEM. */
+int fw_cfg_add_file(void *dev, const char *name, const void *data, size_t len);
+/* Accesses the device refused: unknown selectors, reads past an item's end. */
+uint64_t fw_cfg_refused(void *dev);
+
+#endif
