@@ -186,6 +186,8 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 		return bad_usage("unexpected argument '%s'", argv[optind]);
 	if (!o->vm.kernel == !o->vm.firmware)
 		return bad_usage("%s", "give --kernel FILE, or --firmware FILE");
+	if (o->vm.firmware && (o->vm.initrd || o->vm.cmdline))
+		return bad_usage("%s", "--initrd and --cmdline go with --kernel; firmware finds its own");
 	log_set_level((enum log_level)level);
 	return 0;
 }
