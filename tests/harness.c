@@ -228,6 +228,17 @@ int harness_run_cli(char *const argv[], char *out, size_t out_size, unsigned tim
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+bool harness_file_has(const char *path, const char *text)
+{
+	static char buf[64 * 1024];
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	return n && strstr(buf, text);
+}
 
 struct uart_state *harness_uart_state(struct vm_snapshot *snap)
 {

@@ -59,6 +59,9 @@ void harness_run_guest(const char *name, const struct guest_opts *opts, struct g
 /* Run argv (argv[0] under the build dir if relative), collect stdout+stderr; returns the exit status, -1 on a timeout. */
 int harness_run_cli(char *const argv[], char *out, size_t out_size, unsigned timeout_s);
 
+/* Whether the file's first 64 KiB hold text (a guest's console, say); false if it cannot be read. */
+bool harness_file_has(const char *path, const char *text);
+
 /* Open file descriptors of this process, and its resident set in KiB. */
 
 /* The UART's and the i8042's state in a snapshot (by their place in the device table). */

@@ -20,18 +20,6 @@
 
 #define SEABIOS "/usr/share/seabios/bios-microvm.bin"
 
-static bool file_has(const char *path, const char *text)
-{
-	static char buf[65536];
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-
-	if (f)
-		fclose(f);
-	buf[n] = '\0';
-	return strstr(buf, text) != NULL;
-}
-
 /*
  * With no disk, SeaBIOS prints its banner, the memory map we gave it through
  * fw_cfg, and "No bootable device.", then reboots through port 0xcf9: vm-fork
@@ -51,12 +39,12 @@ Test(firmware, seabios_boots_to_no_bootable_device_and_vm_fork_ends, .timeout = 
 	close(fd);
 	snprintf(spec, sizeof(spec), "file:%s", log);
 	cr_expect_eq(harness_run_cli(argv, out, sizeof(out), 60), 0, "vm-fork: %s", out);
-	cr_expect(file_has(log, "SeaBIOS (version "), "no SeaBIOS banner");
-	cr_expect(file_has(log, "Running on KVM"), "SeaBIOS did not see KVM");
+	cr_expect(harness_file_has(log, "SeaBIOS (version "), "no SeaBIOS banner");
+	cr_expect(harness_file_has(log, "Running on KVM"), "SeaBIOS did not see KVM");
 	/* Our fw_cfg's etc/e820: RAM from 1 MiB to the 64 MiB we gave. */
-	cr_expect(file_has(log, "0000000000100000 - 0000000004000000 = 1 RAM"), "no e820 from fw_cfg");
-	cr_expect(file_has(log, "No bootable device."), "SeaBIOS never gave up booting");
-	cr_expect(file_has(log, "Rebooting."), "SeaBIOS did not reboot");
+	cr_expect(harness_file_has(log, "0000000000100000 - 0000000004000000 = 1 RAM"), "no e820 from fw_cfg");
+	cr_expect(harness_file_has(log, "No bootable device."), "SeaBIOS never gave up booting");
+	cr_expect(harness_file_has(log, "Rebooting."), "SeaBIOS did not reboot");
 	unlink(log);
 }
 

@@ -492,17 +492,6 @@ Test(fuzz_vm, a_linux_program_is_fuzzed_with_its_kernel_reset_each_run)
 
 /* ---- From a snapshot: instances share its memory file ---- */
 
-static bool file_has(const char *path, const char *text)
-{
-	char buf[8192] = { 0 };
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-
-	if (f)
-		fclose(f);
-	return n && strstr(buf, text);
-}
-
 /*
  * A guest booted with fuzz=wait waits for vm-fork fuzz; its snapshot is what
  * every instance restores, each run still from the guest's own mark.
@@ -526,12 +515,12 @@ Test(fuzz_vm, fuzzing_starts_from_a_snapshot_of_a_waiting_guest)
 		_exit(127);
 	}
 	/* Until the guest says it waits (its console is the report). */
-	for (unsigned i = 0; i < bound && (access(sock, F_OK) || !file_has(log, "waiting")); i++) {
+	for (unsigned i = 0; i < bound && (access(sock, F_OK) || !harness_file_has(log, "waiting")); i++) {
 		struct pollfd none = { .fd = -1 };
 
 		poll(&none, 0, 10);
 	}
-	cr_assert(file_has(log, "rt: waiting for vm-fork fuzz"), "the guest never waited");
+	cr_assert(harness_file_has(log, "rt: waiting for vm-fork fuzz"), "the guest never waited");
 	cr_assert_eq(harness_run_cli((char *const[]){ "vm-fork", "snapshot", "--api", sock, snap,
 						      NULL }, out, sizeof(out), 60), 0, "%s", out);
 	kill(pid, SIGTERM);

@@ -171,17 +171,6 @@ Test(snapshot, failed_write_leaves_nothing, .timeout = 60)
 	fenv_destroy(&env);
 }
 
-static bool file_has(const char *path, const char *text)
-{
-	char buf[8192] = { 0 };
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-
-	if (f)
-		fclose(f);
-	return n && strstr(buf, text);
-}
-
 /* The command line end to end: run with an API, snapshot it, restore two VMs from it. */
 Test(snapshot, cli_snapshot_and_restore, .timeout = 180)
 {
@@ -205,9 +194,9 @@ Test(snapshot, cli_snapshot_and_restore, .timeout = 180)
 		_exit(127);
 	}
 	/* Snapshot it mid-computation: once it says it computes. */
-	for (int i = 0; i < 6000 && (access(sock, F_OK) || !file_has(orig, "fork_state: computing")); i++)
+	for (int i = 0; i < 6000 && (access(sock, F_OK) || !harness_file_has(orig, "fork_state: computing")); i++)
 		usleep(10000);
-	cr_assert(file_has(orig, "fork_state: computing"), "the original never computed");
+	cr_assert(harness_file_has(orig, "fork_state: computing"), "the original never computed");
 	cr_assert_eq(harness_run_cli((char *const[]){ "vm-fork", "snapshot", "--api", sock, dir, NULL },
 				     out, sizeof(out), 60), 0, "%s", out);
 	cr_assert(strstr(out, "written"), "%s", out);
@@ -216,8 +205,8 @@ Test(snapshot, cli_snapshot_and_restore, .timeout = 180)
 	cr_assert_eq(harness_run_cli((char *const[]){ "vm-fork", "restore", dir, "--count", "2",
 						       "--console", spec, "--clone-console", cspec, NULL },
 				     out, sizeof(out), 120), 0, "%s", out);
-	cr_assert(file_has(con0, "fork_state: ok"), "the first restored VM finished right");
-	cr_assert(file_has(con1, "fork_state: ok"), "and the second");
+	cr_assert(harness_file_has(con0, "fork_state: ok"), "the first restored VM finished right");
+	cr_assert(harness_file_has(con1, "fork_state: ok"), "and the second");
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	cr_assert_eq(WEXITSTATUS(status), 0, "the original finished right too");
 	remove_dir(dir);
