@@ -72,19 +72,29 @@ unsigned harness_wait_s(unsigned secs)
 	return secs * harness_time_scale();
 }
 
-/* Before any test runs, in the runner: its timeouts, like the waits, scale with the KVM. */
+/* A test that declares no timeout: long enough for any that boots a guest or two. */
+#define DEFAULT_TIMEOUT_S 60
+
+/*
+ * Before any test runs, in the runner: every test has a timeout (a hang then
+ * fails one test instead of stalling the whole run), and timeouts, like the
+ * waits, scale with the KVM. Criterion 2.4.1 enforced only one of two timeouts
+ * of tests that ran at once (-j2); one job at a time, each is enforced.
+ */
 ReportHook(PRE_ALL)(struct criterion_test_set *set)
 {
 	unsigned scale = harness_time_scale();
 
-	if (scale == 1)
-		return;
-	fprintf(stderr, "[NOTE] waits for guests and test timeouts are %u times longer here: %s\n",
-		scale, getenv("VMFORK_KVM_KIND"));
+	if (scale != 1)
+		fprintf(stderr, "[NOTE] waits for guests and test timeouts are %u times longer here: %s\n",
+			scale, getenv("VMFORK_KVM_KIND"));
 	FOREACH_SET(struct criterion_suite_set *s, set->suites) {
+		double suite = s->suite.data ? s->suite.data->timeout : 0;
+
 		FOREACH_SET(struct criterion_test *t, s->tests) {
-			if (t->data->timeout > 0)
-				t->data->timeout *= scale;
+			double own = t->data->timeout > 0 ? t->data->timeout : suite;
+
+			t->data->timeout = (own > 0 ? own : DEFAULT_TIMEOUT_S) * scale;
 		}
 	}
 }

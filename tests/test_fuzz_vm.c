@@ -75,7 +75,7 @@ static void teardown(void)
 	}
 }
 
-TestSuite(fuzz_vm, .init = setup, .fini = teardown, .timeout = 600);
+TestSuite(fuzz_vm, .init = setup, .fini = teardown, .timeout = 150);
 
 static int replay(const char *name, const char *runs)
 {

@@ -113,7 +113,7 @@ static unsigned vms(struct template *t)
 	return vmm_list(&t->vmm, ids, 8);
 }
 
-Test(invoke, each_request_in_a_fresh_clone, .timeout = 900)
+Test(invoke, each_request_in_a_fresh_clone, .timeout = 150)
 {
 	static char randoms[RUNS][17];
 	struct invoke_result r;
@@ -155,7 +155,7 @@ Test(invoke, each_request_in_a_fresh_clone, .timeout = 900)
 	destroy_template(&t);
 }
 
-Test(invoke, a_failing_request_fails_alone, .timeout = 900)
+Test(invoke, a_failing_request_fails_alone, .timeout = 150)
 {
 	static const struct { const char *body; int err; } bad[] = {
 		{ "!exit", -ENODATA }, { "!hang", -ETIMEDOUT }, { "!poweroff", -ENODATA },

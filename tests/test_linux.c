@@ -306,7 +306,7 @@ static void cli_on_vm0(const char *cmd, const char *api, char *out, size_t len)
  * priority, and on one emulated CPU a booting guest starves them until it has
  * reached init and rebooted (Debian's kernel, which takes longer than ours).
  */
-Test(linux_boot, forked_mid_boot_both_go_on, .timeout = 400)
+Test(linux_boot, forked_mid_boot_both_go_on, .timeout = 150)
 {
 	char path[] = "/tmp/vm-fork-linux-XXXXXX", api[64], clone_log[96], cli_out[4096];
 	char *kernel = kernel_and_console(path, false), *out, *clone, ignored[1024];

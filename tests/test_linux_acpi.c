@@ -135,17 +135,17 @@ static void boot_and_power_off(bool stock)
 	free(b.console);
 }
 
-Test(linux_acpi, boots_clean_and_powers_off, .timeout = 400)
+Test(linux_acpi, boots_clean_and_powers_off, .timeout = 150)
 {
 	boot_and_power_off(false);
 }
 
-Test(linux_acpi, stock_kernel_boots_clean_and_powers_off, .timeout = 400)
+Test(linux_acpi, stock_kernel_boots_clean_and_powers_off, .timeout = 150)
 {
 	boot_and_power_off(true);
 }
 
-Test(linux_acpi, reboot_through_the_acpi_reset_register, .timeout = 400)
+Test(linux_acpi, reboot_through_the_acpi_reset_register, .timeout = 150)
 {
 	static struct acpi_boot b;
 
@@ -157,7 +157,7 @@ Test(linux_acpi, reboot_through_the_acpi_reset_register, .timeout = 400)
 	free(b.console);
 }
 
-Test(linux_acpi, reboot_through_the_i8042, .timeout = 400)
+Test(linux_acpi, reboot_through_the_i8042, .timeout = 150)
 {
 	static struct acpi_boot b;
 
@@ -201,7 +201,7 @@ static bool ged_fired(const char *out)
  * GED tells it: its interrupt, _EVT reading the event register, Notify to
  * \_SB.VGEN, and Linux's VMGenID driver reseeding the CRNG, which it says.
  */
-Test(linux_acpi, a_clone_hears_the_ged, .timeout = 400)
+Test(linux_acpi, a_clone_hears_the_ged, .timeout = 150)
 {
 	struct linux_vm vm;
 	char *kernel = linux_small_kernel(), *out, path[128], cli[4096];

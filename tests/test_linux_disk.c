@@ -216,7 +216,7 @@ static void template_forked(struct linux_vm *vm, struct disk_setup *d, const cha
 	free(kernel);
 }
 
-Test(linux_disk, clones_see_only_their_own_files, .timeout = 900)
+Test(linux_disk, clones_see_only_their_own_files, .timeout = 150)
 {
 	char tags[NCLONES][17];
 	struct disk_setup d;
@@ -260,7 +260,7 @@ static void restore_start(struct linux_vm *vm, const char *dir)
 	}
 }
 
-Test(linux_disk, a_snapshot_keeps_a_clones_writes, .timeout = 900)
+Test(linux_disk, a_snapshot_keeps_a_clones_writes, .timeout = 150)
 {
 	char tag[17], tag2[17], snap[128], cli[4096], line[1024], name[48], *out;
 	struct disk_setup d;
@@ -359,7 +359,7 @@ static void snapshot_to(struct linux_vm *vm, const struct disk_setup *d, const c
  * reset: the disk is again what it was at the mark (compared through
  * snapshots taken at the mark, before the reset and after it).
  */
-Test(linux_disk, reset_forgets_the_writes_since_the_mark, .timeout = 900)
+Test(linux_disk, reset_forgets_the_writes_since_the_mark, .timeout = 150)
 {
 	char s1[128], s2[128], s3[128], cli[4096], *out;
 	struct disk_setup d;

@@ -58,7 +58,7 @@ static void parse(const char *text, unsigned id, struct fn_answer *a)
 	json_decref(j);
 }
 
-Test(linux_fn, clones_answer_requests_for_themselves, .timeout = 600)
+Test(linux_fn, clones_answer_requests_for_themselves, .timeout = 150)
 {
 	char *kernel = linux_small_kernel(), *fn = strdup(harness_build_path("linux/fn-words"));
 	char dir[] = "/tmp/vm-fork-fn-XXXXXX", arg[64], cli[4096], text[512], *out;

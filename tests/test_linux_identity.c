@@ -149,7 +149,7 @@ static void forked_random(const char *cmdline, struct tick *ticks)
 	linux_stop(&vm);
 }
 
-Test(linux_identity, clones_draw_different_random, .timeout = 600)
+Test(linux_identity, clones_draw_different_random, .timeout = 150)
 {
 	struct tick ticks[NCLONES];
 
@@ -159,7 +159,7 @@ Test(linux_identity, clones_draw_different_random, .timeout = 600)
 }
 
 /* The control: with Linux's VMGenID driver kept from loading, clones do share their CRNG. */
-Test(linux_identity, without_vmgenid_clones_repeat, .timeout = 600)
+Test(linux_identity, without_vmgenid_clones_repeat, .timeout = 150)
 {
 	struct tick ticks[NCLONES];
 
@@ -186,7 +186,7 @@ static long long tick_seen(struct linux_vm *vm, unsigned id, struct tick *t)
  * (a paused VM's capture is reused until it runs): both clones' wall clocks
  * are the host's. Without the catch-up, the second would be 30 s behind.
  */
-Test(linux_identity, clones_clock_is_the_hosts, .timeout = 600)
+Test(linux_identity, clones_clock_is_the_hosts, .timeout = 150)
 {
 	struct linux_vm vm;
 	struct tick t;

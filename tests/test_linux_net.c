@@ -99,7 +99,7 @@ static bool announced(int fd, char *mac, size_t len)
  * one a later fork request put on a TAP of its own choosing (vmother), each
  * answering pings from a MAC of its own.
  */
-Test(linux_net, clones_answer_pings_with_their_own_macs, .timeout = 600)
+Test(linux_net, clones_answer_pings_with_their_own_macs, .timeout = 150)
 {
 	static const char *const taps[] = { "vmtap0", "vmtap1", "vmtap2", "vmother" };
 	const char *extra[] = { "--net", "tap:vmtap%u", NULL };

@@ -146,7 +146,7 @@ static unsigned reset_port(struct vsock_vm *v, unsigned id)
  * random bytes, its echo); the connection open at the fork is reset inside
  * every clone and goes on in the parent, which also takes new ones.
  */
-Test(linux_vsock, sixteen_clones_answer_for_themselves, .timeout = 900)
+Test(linux_vsock, sixteen_clones_answer_for_themselves, .timeout = 150)
 {
 	char *kernel = linux_small_kernel(), cli[4096], count[8], text[64], *out;
 	struct answer answers[NCLONES + 2], *a = answers;
@@ -227,7 +227,7 @@ static void *serve_once(void *arg)
 	return NULL;
 }
 
-Test(linux_vsock, guest_reaches_host_socket, .timeout = 600)
+Test(linux_vsock, guest_reaches_host_socket, .timeout = 150)
 {
 	char *kernel = linux_small_kernel(), path[100], arg[128], *out;
 	char *echo = strdup(harness_build_path("linux/vsock-echo"));

@@ -347,7 +347,7 @@ static void expect_no_clone_left(void)
 	expect_vms(1 + MIN_WARM);
 }
 
-Test(serve, each_invocation_in_its_own_clone, .timeout = 900)
+Test(serve, each_invocation_in_its_own_clone, .timeout = 150)
 {
 	static struct answer a[RUNS];
 	long long fds0, rss0, fds, rss;
@@ -407,7 +407,7 @@ static void expect_tcp_functions_only(void)
 	cr_expect(strstr(a.body, "only on the Unix socket"), "%s", a.body);
 }
 
-Test(serve, failures_and_overload_fail_alone, .timeout = 900)
+Test(serve, failures_and_overload_fail_alone, .timeout = 150)
 {
 	static struct answer hung[CONCURRENCY];
 	struct answer a;
@@ -541,7 +541,7 @@ static void expect_hung_clone_confined(const char *parent)
  * no cgroup, VM or fd outlives its request. Without cgroup v2 (this project's
  * development hosts have v1) the daemon must say the limits are not enforced.
  */
-Test(serve, limits_confine_each_clone, .timeout = 900)
+Test(serve, limits_confine_each_clone, .timeout = 150)
 {
 	char parent[256], dir[600], why[256];
 	unsigned long long seen[4] = { 0 };
@@ -593,7 +593,7 @@ Test(serve, limits_confine_each_clone, .timeout = 900)
 }
 
 /* The template paused in one daemon, written to a snapshot, is the next one's template. */
-Test(serve, a_template_from_a_snapshot, .timeout = 900)
+Test(serve, a_template_from_a_snapshot, .timeout = 150)
 {
 	char keep[48] = "/tmp/vm-fork-serve-snap-XXXXXX", snap[64], body[128], path[64];
 	unsigned long long first = 0;
