@@ -11,6 +11,8 @@
 # Environment: VMFORK_QEMU=1 uses QEMU even where /dev/kvm works (and it does
 # where /dev/kvm is of the PVM kind, unless VMFORK_PVM=1);
 # VMFORK_QEMU_MEM and VMFORK_QEMU_CPUS (default 1) size the QEMU VM;
+# VMFORK_QEMU_TIMEOUT (seconds) ends a QEMU VM that runs longer, with what its
+# kernel said (a kernel that hangs there times out no test inside it);
 # VMFORK_QEMU_TCG_THREAD (multi, single) is TCG's threading; VMFORK_QEMU_KERNEL
 # picks its kernel (default: bookworm-backports' kernel, unpacked into the
 # cache; elsewhere the newest /boot/vmlinuz-*-amd64). VMFORK_CACHE: the cache
@@ -230,7 +232,7 @@ run_in_qemu() {
 	fi
 	say "no usable /dev/kvm here: running in a QEMU VM ($cpus CPUs, $mem, $kver): $QEMU_KIND"
 	rc=0
-	"$qemu" -nodefaults -no-user-config -no-reboot \
+	timeout --foreground "${VMFORK_QEMU_TIMEOUT:-0}" "$qemu" -nodefaults -no-user-config -no-reboot \
 		-accel "tcg,thread=${VMFORK_QEMU_TCG_THREAD:-multi}" -cpu max -smp "$cpus" -m "$mem" \
 		-bios /usr/share/qemu/qboot.rom -display none -vga none -net none \
 		-kernel "$kernel" -initrd "$initrd" \
@@ -240,6 +242,7 @@ run_in_qemu() {
 		-virtfs local,path=/,mount_tag=host,security_model=passthrough,multidevs=remap \
 		</dev/null || rc=$?
 	if [ ! -s "$job/status" ]; then
+		[ "$rc" = 124 ] && echo "with-kvm: the QEMU VM ran past VMFORK_QEMU_TIMEOUT=$VMFORK_QEMU_TIMEOUT s" >&2
 		echo "with-kvm: the QEMU VM ended (qemu status $rc) without the command's status; its kernel said:" >&2
 		kernel_trouble "$job/kernel.log" >&2
 		exit 125
