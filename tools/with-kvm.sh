@@ -200,8 +200,23 @@ kernel_trouble() { # kernel_trouble LOG
 	return 0
 }
 
+# After SECS, a QEMU VM still running is hung: keep what its CPU and local
+# APIC say (halted? interrupts masked? a vector stuck in service?) and end it.
+qemu_watchdog() { # qemu_watchdog PID SECS JOB
+	local pid=$1 secs=$2 job=$3
+	sleep "$secs"
+	kill -0 "$pid" 2>/dev/null || return 0
+	{
+		echo "with-kvm: the QEMU VM ran past VMFORK_QEMU_TIMEOUT=$secs s; its CPU then:"
+		printf 'info registers\ninfo lapic\n' |
+			timeout 10 socat -t 3 - "UNIX-CONNECT:$job/monitor.sock" 2>&1 |
+			tr -d '\r' | grep -v -e '^QEMU [0-9.]* monitor' -e '^(qemu)' | sed 's/^/  /'
+	} >"$job/overtime"
+	kill "$pid"
+}
+
 run_in_qemu() {
-	local kernel kver cache initrd job mem cpus rc qemu
+	local kernel kver cache initrd job mem cpus rc qemu qemu_pid
 	qemu=${VMFORK_QEMU_BIN:-qemu-system-x86_64}
 	[ -n "${VMFORK_QEMU_BIN:-}" ] || ensure_qemu
 	cache=${VMFORK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vm-fork}
@@ -232,7 +247,7 @@ run_in_qemu() {
 	fi
 	say "no usable /dev/kvm here: running in a QEMU VM ($cpus CPUs, $mem, $kver): $QEMU_KIND"
 	rc=0
-	timeout --foreground "${VMFORK_QEMU_TIMEOUT:-0}" "$qemu" -nodefaults -no-user-config -no-reboot \
+	"$qemu" -nodefaults -no-user-config -no-reboot \
 		-accel "tcg,thread=${VMFORK_QEMU_TCG_THREAD:-multi}" -cpu max -smp "$cpus" -m "$mem" \
 		-bios /usr/share/qemu/qboot.rom -display none -vga none -net none \
 		-kernel "$kernel" -initrd "$initrd" \
@@ -240,9 +255,13 @@ run_in_qemu() {
 		-serial "file:$job/kernel.log" \
 		-device virtio-serial-pci -chardev stdio,id=out -device virtconsole,chardev=out \
 		-virtfs local,path=/,mount_tag=host,security_model=passthrough,multidevs=remap \
-		</dev/null || rc=$?
+		-monitor "unix:$job/monitor.sock,server=on,wait=off" </dev/null &
+	qemu_pid=$!
+	[ "${VMFORK_QEMU_TIMEOUT:-0}" = 0 ] || { qemu_watchdog "$qemu_pid" "$VMFORK_QEMU_TIMEOUT" "$job" & }
+	wait "$qemu_pid" || rc=$?
+	[ "${VMFORK_QEMU_TIMEOUT:-0}" = 0 ] || kill %% 2>/dev/null || true
 	if [ ! -s "$job/status" ]; then
-		[ "$rc" = 124 ] && echo "with-kvm: the QEMU VM ran past VMFORK_QEMU_TIMEOUT=$VMFORK_QEMU_TIMEOUT s" >&2
+		[ -s "$job/overtime" ] && cat "$job/overtime" >&2
 		echo "with-kvm: the QEMU VM ended (qemu status $rc) without the command's status; its kernel said:" >&2
 		kernel_trouble "$job/kernel.log" >&2
 		exit 125
