@@ -17,7 +17,7 @@ struct aml;
 struct bus;
 struct guest_mem;
 
-#define DEVICE_MAX       12   /* devices in the table */
+#define DEVICE_MAX       16   /* devices in the table */
 #define DEVICE_STATE_MAX 2048 /* bytes of a device's saved state */
 #define DEVICE_ARG_MAX   512  /* bytes of its option's argument, with the NUL */
 

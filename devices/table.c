@@ -6,6 +6,7 @@
 
 #include "core/device.h"
 #include "devices/acpi_pm.h"
+#include "devices/cmos.h"
 #include "devices/debugcon.h"
 #include "devices/fw_cfg.h"
 #include "devices/ged.h"
@@ -31,6 +32,7 @@ const struct device_type *const device_table[] = {
 	&debugcon_device,
 	&fw_cfg_device,
 	&pc_reset_device,
+	&cmos_device,
 	NULL,
 };
 

@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/bus.h"
+#include "devices/cmos.h"
 #include "devices/debugcon.h"
 #include "devices/fw_cfg.h"
 #include "tests/harness.h"
@@ -122,4 +124,60 @@ Test(firmware, the_debug_port_answers_only_when_on)
 	bus_access(&bus, BUS_PIO, DEBUGCON_PORT, &b, 1, false);
 	cr_expect_eq(b, DEBUGCON_READBACK);
 	debugcon_device.destroy(dev);
+}
+
+static uint8_t cmos_at(struct bus *bus, uint8_t index)
+{
+	uint8_t v = 0xaa;
+
+	bus_access(bus, BUS_PIO, CMOS_PORT_INDEX, &index, 1, true);
+	bus_access(bus, BUS_PIO, CMOS_PORT_DATA, &v, 1, false);
+	return v;
+}
+
+static int from_bcd(uint8_t v)
+{
+	cr_expect((v & 0xf) <= 9 && (v >> 4) <= 9, "not BCD: %#x", v);
+	return (v >> 4) * 10 + (v & 0xf);
+}
+
+/* The RTC tells the host's time; NVRAM holds the machine; the guest writes only NVRAM. */
+Test(firmware, cmos_has_the_clock_and_the_machine)
+{
+	struct device_host host = { 0 };
+	uint8_t state[CMOS_SIZE + 1], v = 0x5a, idx;
+	struct bus bus;
+	time_t now = time(NULL);
+	struct tm tm;
+	void *dev;
+
+	gmtime_r(&now, &tm);
+	bus_init(&bus);
+	cr_assert_eq(cmos_device.create(&dev, &bus, &host), 0);
+	cr_expect_eq(cmos_at(&bus, 0x0a), 0xff, "off: no device there");
+	cr_assert_eq(cmos_device.configure(dev, "on"), 0);
+	cmos_set_machine(dev, 64 << 20, 0, 2);
+	cr_expect_eq(from_bcd(cmos_at(&bus, 0x09)), tm.tm_year % 100);
+	cr_expect_eq(from_bcd(cmos_at(&bus, 0x32)), 19 + tm.tm_year / 100);
+	cr_expect_lt(from_bcd(cmos_at(&bus, 0x04)), 24, "24-hour time");
+	cr_expect_eq(cmos_at(&bus, 0x0a) & 0x80, 0, "never an update in progress");
+	cr_expect_eq(cmos_at(&bus, 0x34) | cmos_at(&bus, 0x35) << 8, 768, "48 MiB above 16 MiB");
+	cr_expect_eq(cmos_at(&bus, 0x30) | cmos_at(&bus, 0x31) << 8, 64512, "KiB above 1 MiB");
+	cr_expect_eq(cmos_at(&bus, 0x5f), 1, "CPUs - 1");
+	/* NMI's bit in the index is ignored; NVRAM keeps a byte; the clock takes none. */
+	idx = 0x80 | 0x40;
+	bus_access(&bus, BUS_PIO, CMOS_PORT_INDEX, &idx, 1, true);
+	bus_access(&bus, BUS_PIO, CMOS_PORT_DATA, &v, 1, true);
+	cr_expect_eq(cmos_at(&bus, 0x40), 0x5a);
+	idx = 0x09;
+	v = 0x99;
+	bus_access(&bus, BUS_PIO, CMOS_PORT_INDEX, &idx, 1, true);
+	bus_access(&bus, BUS_PIO, CMOS_PORT_DATA, &v, 1, true);
+	cr_expect_eq(from_bcd(cmos_at(&bus, 0x09)), tm.tm_year % 100, "the year is the host's");
+	/* Its state: the NVRAM and the index, checked on restore. */
+	cmos_device.save(dev, state);
+	cr_expect_eq(cmos_device.check(state), 0);
+	state[CMOS_SIZE] = 0xff;
+	cr_expect_eq(cmos_device.check(state), -EINVAL, "an index out of range");
+	cmos_device.destroy(dev);
 }

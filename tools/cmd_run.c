@@ -14,6 +14,7 @@
 #include "core/console.h"
 #include "core/log.h"
 #include "core/parse.h"
+#include "devices/cmos.h"
 #include "devices/debugcon.h"
 #include "devices/fw_cfg.h"
 #include "devices/pc_reset.h"
@@ -140,6 +141,7 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 			o->vm.devices.args[device_index(&debugcon_device)] = "on";
 			o->vm.devices.args[device_index(&fw_cfg_device)] = "on";
 			o->vm.devices.args[device_index(&pc_reset_device)] = "on";
+			o->vm.devices.args[device_index(&cmos_device)] = "on";
 			break;
 		case 'M': o->vm.mem_path = optarg; break;
 		case 'C': o->vm.console = optarg; break;

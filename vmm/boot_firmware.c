@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 
 #include "core/log.h"
+#include "devices/cmos.h"
 #include "devices/fw_cfg.h"
 #include "vmm/boot.h"
 #include "vmm/vm.h"
@@ -68,6 +69,16 @@ static int fill_fw_cfg(struct vm *vm)
 	return ret;
 }
 
+/* The memory size and CPU count in CMOS, where PC firmware without fw_cfg looks. */
+static void fill_cmos(struct vm *vm)
+{
+	int i = device_index(&cmos_device);
+	uint64_t below = vm->mem.size < LAYOUT_MMIO_HOLE ? vm->mem.size : LAYOUT_MMIO_HOLE;
+
+	if (i >= 0 && vm->dev_on[i])
+		cmos_set_machine(vm->devs[i], below, vm->mem.size - below, vm->ncpus);
+}
+
 int vm_boot_firmware(struct vm *vm, const struct vm_config *cfg)
 {
 	size_t len, shadow;
@@ -85,6 +96,8 @@ int vm_boot_firmware(struct vm *vm, const struct vm_config *cfg)
 	ret = map_image(vm, image, len);
 	if (!ret)
 		ret = fill_fw_cfg(vm);
+	if (!ret)
+		fill_cmos(vm);
 	/* The devices first: what they place in low RAM, the firmware's copy replaces. */
 	if (!ret)
 		ret = vm_devices_attach(vm);
