@@ -19,7 +19,7 @@ static int new_guid(struct vmgenid *g)
 {
 	if (getrandom(g->st.guid, sizeof(g->st.guid), 0) != (ssize_t)sizeof(g->st.guid))
 		return -errno;
-	return guest_write(g->host.mem, LAYOUT_VMGENID, g->st.guid, sizeof(g->st.guid));
+	return g->st.gpa ? guest_write(g->host.mem, g->st.gpa, g->st.guid, sizeof(g->st.guid)) : 0;
 }
 
 static int dev_create(void **out, struct bus *bus, const struct device_host *host)
@@ -45,7 +45,9 @@ static void dev_save(void *dev, void *state)
 
 static int dev_check(const void *state)
 {
-	return 0;
+	const struct vmgenid_state *st = state;
+
+	return st->gpa == 0 || st->gpa == LAYOUT_VMGENID ? 0 : -EINVAL;
 }
 
 static int dev_restore(void *dev, const void *state)
@@ -61,7 +63,11 @@ static int dev_restore(void *dev, const void *state)
 static int dev_describe(void *dev, struct aml *dsdt)
 {
 	const uint64_t addr[2] = { LAYOUT_VMGENID & 0xffffffffu, LAYOUT_VMGENID >> 32 };
-	int ret = new_guid(dev);
+	struct vmgenid *g = dev;
+	int ret;
+
+	g->st.gpa = LAYOUT_VMGENID;
+	ret = new_guid(g);
 
 	if (ret < 0)
 		return ret;

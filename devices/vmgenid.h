@@ -15,6 +15,7 @@
 struct vmgenid_state {
 	uint8_t guid[16];   /* what the guest's page holds */
 	uint64_t changes;   /* identities taken since boot */
+	uint64_t gpa;       /* the page the DSDT names; 0: not described (firmware VMs), none written */
 };
 
 extern const struct device_type vmgenid_device;

@@ -140,12 +140,22 @@ _Static_assert(sizeof(struct madt_lapic) == 8 && sizeof(struct madt_ioapic) == 1
 #define NMI_LINT  1
 #define ALL_CPUS  0xff
 
-/* Where each table goes; the DSDT last, as it takes what room is left. */
+/* Where each table goes, from base; the DSDT last, as it takes what room is left. */
 struct acpi_place {
-	uint64_t rsdp, xsdt, fadt, madt, dsdt;
+	uint64_t xsdt, fadt, madt, dsdt;
 };
 
 #define XSDT_ENTRIES 2 /* FADT, MADT */
+
+/* The tables being built in host memory, as they will sit from address base. */
+struct acpi_build {
+	uint8_t *buf;
+	size_t cap, len;
+	uint64_t base;
+	bool firmware;                  /* for firmware: it has the CMOS RTC, reads FADT.DSDT */
+	struct acpi_place at;
+	struct acpi_rsdp rsdp;
+};
 
 static uint64_t align16(uint64_t v)
 {
@@ -159,10 +169,9 @@ static size_t madt_size(unsigned ncpus)
 	       sizeof(struct madt_lapic_nmi);
 }
 
-static void place_tables(struct acpi_place *at, unsigned ncpus)
+static void place_tables(struct acpi_place *at, uint64_t base, unsigned ncpus)
 {
-	at->rsdp = ACPI_RSDP_GPA;
-	at->xsdt = align16(at->rsdp + sizeof(struct acpi_rsdp));
+	at->xsdt = base;
 	at->fadt = align16(at->xsdt + sizeof(struct acpi_header) + XSDT_ENTRIES * 8);
 	at->madt = align16(at->fadt + sizeof(struct acpi_fadt));
 	at->dsdt = align16(at->madt + madt_size(ncpus));
@@ -190,16 +199,22 @@ static void fill_header(struct acpi_header *h, const char *sig, size_t len, uint
 	h->creator_revision = 1;
 }
 
-/* Header, checksum over the whole table, and into guest RAM. */
-static int put_table(const struct guest_mem *mem, uint64_t gpa, void *table, size_t len,
+/* Header, checksum over the whole table, and into the build at gpa. */
+static int put_table(struct acpi_build *b, uint64_t gpa, void *table, size_t len,
 		     const char *sig, uint8_t rev)
 {
 	struct acpi_header *h = table;
+	size_t off = (size_t)(gpa - b->base);
 
+	if (gpa < b->base || off > b->cap || len > b->cap - off)
+		return -ENOSPC;
 	fill_header(h, sig, len, rev);
 	h->checksum = 0;
 	h->checksum = checksum(table, len);
-	return guest_write(mem, gpa, table, len);
+	memcpy(b->buf + off, table, len);
+	if (off + len > b->len)
+		b->len = off + len;
+	return 0;
 }
 
 /* ---- DSDT ---- */
@@ -221,10 +236,9 @@ static int write_aml(struct aml *aml, void *const *devs)
 	return aml_finish(aml);
 }
 
-static int write_dsdt(const struct guest_mem *mem, const struct acpi_place *at,
-		      void *const *devs)
+static int write_dsdt(struct acpi_build *b, void *const *devs)
 {
-	size_t cap = LAYOUT_ACPI_END - at->dsdt;
+	size_t cap = b->cap - (size_t)(b->at.dsdt - b->base);
 	uint8_t *buf = calloc(1, cap);
 	struct aml aml;
 	int len;
@@ -238,7 +252,7 @@ static int write_dsdt(const struct guest_mem *mem, const struct acpi_place *at,
 	else if (len < 0)
 		pr_err("ACPI: cannot write the DSDT: %s", strerror(-len));
 	if (len >= 0)
-		len = put_table(mem, at->dsdt, buf, sizeof(struct acpi_header) + (size_t)len, "DSDT",
+		len = put_table(b, b->at.dsdt, buf, sizeof(struct acpi_header) + (size_t)len, "DSDT",
 				2 /* 64-bit integers */);
 	free(buf);
 	return len < 0 ? len : 0;
@@ -286,7 +300,7 @@ static void put_madt_entries(struct entry_writer *w, unsigned ncpus)
 	put_entry(w, &nmi, sizeof(nmi));
 }
 
-static int write_madt(const struct guest_mem *mem, const struct acpi_place *at, unsigned ncpus)
+static int write_madt(struct acpi_build *b, unsigned ncpus)
 {
 	size_t len = madt_size(ncpus);
 	uint8_t *buf = calloc(1, len);
@@ -299,7 +313,7 @@ static int write_madt(const struct guest_mem *mem, const struct acpi_place *at, 
 	madt->lapic_addr = (uint32_t)LAYOUT_LAPIC;
 	madt->flags = MADT_PCAT_COMPAT;
 	put_madt_entries(&w, ncpus);
-	ret = put_table(mem, at->madt, buf, len, "APIC", MADT_REVISION);
+	ret = put_table(b, b->at.madt, buf, len, "APIC", MADT_REVISION);
 	free(buf);
 	return ret;
 }
@@ -314,49 +328,54 @@ static struct acpi_gas io_register(uint16_t port)
 	};
 }
 
-/* Hardware-reduced: no PM1, GPE or PM timer blocks, no SCI; sleep and reset by register. */
-static int write_fadt(const struct guest_mem *mem, const struct acpi_place *at)
+/*
+ * Hardware-reduced: no PM1, GPE or PM timer blocks, no SCI; sleep and reset
+ * by register. SeaBIOS reads only the 32-bit DSDT field; a kernel booted
+ * directly gets X_DSDT alone, which it prefers.
+ */
+static int write_fadt(struct acpi_build *b)
 {
 	struct acpi_fadt fadt = {
 		.iapc_boot_arch = BOOT_LEGACY_DEVICES | BOOT_VGA_NOT_PRESENT |
-				  BOOT_CMOS_RTC_NOT_PRESENT,
+				  (b->firmware ? 0 : BOOT_CMOS_RTC_NOT_PRESENT),
 		.flags = FADT_HW_REDUCED_ACPI | FADT_RESET_REG_SUP,
 		.reset_reg = io_register(ACPI_RESET_PORT),
 		.reset_value = ACPI_RESET_VALUE,
 		.minor_version = FADT_MINOR_VERSION,
-		.x_dsdt = at->dsdt,
+		.dsdt = b->firmware ? (uint32_t)b->at.dsdt : 0,
+		.x_dsdt = b->at.dsdt,
 		.sleep_control = io_register(ACPI_SLEEP_CTL_PORT),
 		.sleep_status = io_register(ACPI_SLEEP_STS_PORT),
 	};
 
 	memcpy(fadt.hypervisor_id, HYPERVISOR_ID, sizeof(fadt.hypervisor_id));
-	return put_table(mem, at->fadt, &fadt, sizeof(fadt), "FACP", FADT_REVISION);
+	return put_table(b, b->at.fadt, &fadt, sizeof(fadt), "FACP", FADT_REVISION);
 }
 
-static int write_xsdt(const struct guest_mem *mem, const struct acpi_place *at)
+static int write_xsdt(struct acpi_build *b)
 {
 	struct {
 		struct acpi_header h;
 		uint64_t entry[XSDT_ENTRIES];
-	} __attribute__((packed)) xsdt = { .entry = { at->fadt, at->madt } };
+	} __attribute__((packed)) xsdt = { .entry = { b->at.fadt, b->at.madt } };
 
-	return put_table(mem, at->xsdt, &xsdt, sizeof(xsdt), "XSDT", 1);
+	return put_table(b, b->at.xsdt, &xsdt, sizeof(xsdt), "XSDT", 1);
 }
 
-static int write_rsdp(const struct guest_mem *mem, const struct acpi_place *at)
+static void write_rsdp(struct acpi_build *b)
 {
-	struct acpi_rsdp rsdp = { .revision = 2, .length = sizeof(rsdp), .xsdt = at->xsdt };
+	struct acpi_rsdp *rsdp = &b->rsdp;
 
-	memcpy(rsdp.signature, "RSD PTR ", sizeof(rsdp.signature));
-	memcpy(rsdp.oem_id, OEM_ID, sizeof(rsdp.oem_id));
-	rsdp.checksum = checksum(&rsdp, offsetof(struct acpi_rsdp, length));
-	rsdp.ext_checksum = checksum(&rsdp, sizeof(rsdp));
-	return guest_write(mem, at->rsdp, &rsdp, sizeof(rsdp));
+	*rsdp = (struct acpi_rsdp){ .revision = 2, .length = sizeof(*rsdp), .xsdt = b->at.xsdt };
+	memcpy(rsdp->signature, "RSD PTR ", sizeof(rsdp->signature));
+	memcpy(rsdp->oem_id, OEM_ID, sizeof(rsdp->oem_id));
+	rsdp->checksum = checksum(rsdp, offsetof(struct acpi_rsdp, length));
+	rsdp->ext_checksum = checksum(rsdp, sizeof(*rsdp));
 }
 
-int acpi_write_tables(const struct guest_mem *mem, unsigned ncpus, void *const *devs)
+/* Every table into b (its buf of cap bytes at base), and the RSDP that points at them. */
+static int build(struct acpi_build *b, unsigned ncpus, void *const *devs)
 {
-	struct acpi_place at;
 	int ret;
 
 	/* Processor UIDs and APIC ids are bytes, and the IOAPIC takes id ncpus. */
@@ -364,17 +383,72 @@ int acpi_write_tables(const struct guest_mem *mem, unsigned ncpus, void *const *
 		pr_err("ACPI: %u CPUs is outside 1..%d", ncpus, VM_MAX_CPUS);
 		return -EINVAL;
 	}
-	place_tables(&at, ncpus);
-	ret = write_dsdt(mem, &at, devs);
+	place_tables(&b->at, b->base, ncpus);
+	ret = write_dsdt(b, devs);
 	if (!ret)
-		ret = write_madt(mem, &at, ncpus);
+		ret = write_madt(b, ncpus);
 	if (!ret)
-		ret = write_fadt(mem, &at);
+		ret = write_fadt(b);
 	if (!ret)
-		ret = write_xsdt(mem, &at);
+		ret = write_xsdt(b);
 	if (!ret)
-		ret = write_rsdp(mem, &at);
-	if (!ret)
-		ret = boot_set_acpi_rsdp(mem, at.rsdp);
+		write_rsdp(b);
 	return ret;
+}
+
+int acpi_write_tables(const struct guest_mem *mem, unsigned ncpus, void *const *devs)
+{
+	uint64_t base = align16(ACPI_RSDP_GPA + sizeof(struct acpi_rsdp));
+	struct acpi_build b = { .cap = LAYOUT_ACPI_END - base, .base = base };
+	int ret;
+
+	b.buf = calloc(1, b.cap);
+	if (!b.buf)
+		return -ENOMEM;
+	ret = build(&b, ncpus, devs);
+	if (!ret)
+		ret = guest_write(mem, base, b.buf, b.len);
+	if (!ret)
+		ret = guest_write(mem, ACPI_RSDP_GPA, &b.rsdp, sizeof(b.rsdp));
+	if (!ret)
+		ret = boot_set_acpi_rsdp(mem, ACPI_RSDP_GPA);
+	free(b.buf);
+	return ret;
+}
+
+int acpi_build_blob(unsigned ncpus, void *const *devs, struct acpi_blob *out)
+{
+	struct acpi_build b = { .cap = ACPI_BLOB_MAX, .firmware = true };
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	b.buf = calloc(1, b.cap);
+	if (!b.buf)
+		return -ENOMEM;
+	ret = build(&b, ncpus, devs);
+	if (ret < 0) {
+		free(b.buf);
+		return ret;
+	}
+	out->tables = b.buf;
+	out->len = b.len;
+	memcpy(out->rsdp, &b.rsdp, sizeof(b.rsdp));
+	out->rsdp_xsdt = offsetof(struct acpi_rsdp, xsdt);
+	out->rsdp_sum = offsetof(struct acpi_rsdp, checksum);
+	out->rsdp_sum_len = offsetof(struct acpi_rsdp, length);
+	out->rsdp_ext_sum = offsetof(struct acpi_rsdp, ext_checksum);
+	for (unsigned i = 0; i < XSDT_ENTRIES; i++)
+		out->ptr64[out->nptr64++] = (uint32_t)(b.at.xsdt + sizeof(struct acpi_header) + 8 * i);
+	out->ptr64[out->nptr64++] = (uint32_t)(b.at.fadt + offsetof(struct acpi_fadt, x_dsdt));
+	out->ptr32 = (uint32_t)(b.at.fadt + offsetof(struct acpi_fadt, dsdt));
+	out->sums[0] = (struct acpi_range){ (uint32_t)b.at.xsdt,
+					    sizeof(struct acpi_header) + 8 * XSDT_ENTRIES };
+	out->sums[1] = (struct acpi_range){ (uint32_t)b.at.fadt, sizeof(struct acpi_fadt) };
+	return 0;
+}
+
+void acpi_blob_free(struct acpi_blob *blob)
+{
+	free(blob->tables);
+	blob->tables = NULL;
 }

@@ -22,4 +22,35 @@
  */
 int acpi_write_tables(const struct guest_mem *mem, unsigned ncpus, void *const *devs);
 
+/* Room for the tables a firmware's loader places. */
+#define ACPI_BLOB_MAX (64 * 1024)
+
+struct acpi_range {
+	uint32_t start, len;
+};
+
+/*
+ * The same tables for a firmware to place where it likes (QEMU's
+ * etc/table-loader): XSDT, FADT, MADT and DSDT as if they sat at address 0,
+ * and the RSDP on its own. The fields that hold a table's address hold its
+ * offset in tables, for the firmware to add where tables went; checksums to
+ * redo after that are in sums and at the RSDP's two checksum offsets. The
+ * CMOS RTC is there: the firmware machine has it.
+ */
+struct acpi_blob {
+	uint8_t *tables;
+	size_t len;
+	uint8_t rsdp[36];
+	uint32_t rsdp_xsdt;             /* offset in rsdp of the XSDT's 64-bit address */
+	uint32_t rsdp_sum, rsdp_sum_len, rsdp_ext_sum;
+	uint32_t ptr64[4];              /* offsets in tables of 64-bit addresses */
+	unsigned nptr64;
+	uint32_t ptr32;                 /* and of the one 32-bit address (FADT's DSDT) */
+	struct acpi_range sums[2];      /* tables whose checksums the addresses change */
+};
+
+/* 0, or what acpi_write_tables() fails with; acpi_blob_free() afterwards. */
+int acpi_build_blob(unsigned ncpus, void *const *devs, struct acpi_blob *out);
+void acpi_blob_free(struct acpi_blob *blob);
+
 #endif

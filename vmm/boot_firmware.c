@@ -15,6 +15,8 @@
 #include "core/log.h"
 #include "devices/cmos.h"
 #include "devices/fw_cfg.h"
+#include "devices/vmgenid.h"
+#include "vmm/boot_firmware.h"
 #include "vmm/boot.h"
 #include "vmm/vm.h"
 
@@ -42,9 +44,26 @@ static int map_image(struct vm *vm, const uint8_t *image, size_t len)
 }
 
 /*
- * What SeaBIOS reads from fw_cfg: the CPU count, the memory map, and a
+ * The DSDT without VMGenID: its fixed page (0xF0000) is the firmware's here,
+ * and the firmware would have to place the ID (QEMU's WRITE_POINTER).
+ */
+static int add_acpi(struct vm *vm, void *fw_cfg)
+{
+	void *devs[DEVICE_MAX];
+	int vmgenid = device_index(&vmgenid_device);
+
+	memcpy(devs, vm->devs, sizeof(devs));
+	if (vmgenid >= 0)
+		devs[vmgenid] = NULL;
+	return firmware_add_acpi(fw_cfg, vm->ncpus, devs);
+}
+
+/*
+ * What SeaBIOS reads from fw_cfg: the CPU count, the memory map, a
  * boot-fail-wait of 0, so that "No bootable device." reboots at once (through
- * port 0xcf9: the VM stops) instead of waiting for a disk for ever.
+ * port 0xcf9: the VM stops) instead of waiting for a disk for ever, COM1 as
+ * the screen (its serial console carries INT 10h there), and the ACPI tables,
+ * whose DSDT names the virtio-mmio disks it boots from.
  */
 static int fill_fw_cfg(struct vm *vm)
 {
@@ -53,6 +72,7 @@ static int fill_fw_cfg(struct vm *vm)
 	struct boot_e820_entry e820[BOOT_E820_MAX];
 	uint16_t cpus = (uint16_t)vm->ncpus;
 	uint32_t no_wait = 0;
+	uint16_t com1 = COM1_PORT;
 	int n = boot_build_e820(&vm->mem, e820, BOOT_E820_MAX), ret;
 
 	if (!f)
@@ -66,6 +86,10 @@ static int fill_fw_cfg(struct vm *vm)
 		ret = fw_cfg_add_file(f, "etc/e820", e820, (size_t)n * sizeof(e820[0]));
 	if (!ret)
 		ret = fw_cfg_add_file(f, "etc/boot-fail-wait", &no_wait, sizeof(no_wait));
+	if (!ret)
+		ret = fw_cfg_add_file(f, "etc/sercon-port", &com1, sizeof(com1));
+	if (!ret)
+		ret = add_acpi(vm, f);
 	return ret;
 }
 
