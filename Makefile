@@ -38,7 +38,10 @@ LINUX_PROGS := $(patsubst guest/linux/%.c,$(BUILD)/linux/%,$(wildcard guest/linu
 FN_EXAMPLE := $(BUILD)/examples/fn-words.cpio.gz
 # vm-fork fuzz's example as a program in a Linux guest (docs/fuzzing.md).
 FUZZ_LINUX := $(BUILD)/examples/fuzz-linux.cpio.gz
-all: $(TOOL) $(GUESTS) $(TEST_BIN) $(INITRAMFS) $(LINUX_PROGS) $(FN_EXAMPLE) $(FUZZ_LINUX)
+# A boot sector SeaBIOS loads from a disk (guest/boot/bootsector.S): 512 bytes at 0x7c00.
+BOOT_SECTOR := $(BUILD)/guest/bootsector.bin
+all: $(TOOL) $(GUESTS) $(TEST_BIN) $(INITRAMFS) $(LINUX_PROGS) $(FN_EXAMPLE) $(FUZZ_LINUX) \
+     $(BOOT_SECTOR)
 
 deps:
 	$(Q)tools/install-deps.sh
@@ -63,6 +66,10 @@ $(BUILD)/guest/rt/%.o: guest/rt/%.S
 $(BUILD)/guest/%.o: guest/%.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(GUEST_CFLAGS) -c $< -o $@
+$(BOOT_SECTOR): guest/boot/bootsector.S
+	@mkdir -p $(@D)
+	$(Q)$(CC) -m32 -c $< -o $(@:.bin=.o)
+	$(Q)$(LD) -m elf_i386 -Ttext=0x7c00 --oformat binary -e _start $(@:.bin=.o) -o $@
 # Fuzz targets: built with clang's trace-pc-guard coverage (guest/rt/fuzz.c has the callback).
 CLANG ?= clang
 GUEST_CLANG_CFLAGS := $(filter-out -isystem $(shell $(CC) -print-file-name=include),$(GUEST_CFLAGS)) \

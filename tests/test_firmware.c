@@ -22,32 +22,110 @@
 
 #define SEABIOS "/usr/share/seabios/bios-microvm.bin"
 
+/* run --firmware seabios [--disk disk]: the consoles and the debug port's file in dir. */
+static int run_firmware(const char *dir, const char *disk, char *out, size_t size)
+{
+	char console[128], clones[128], debug[128];
+	char *argv[] = { "vm-fork", "run", "--firmware", "seabios", "--mem", "64M", "--console",
+			 console, "--clone-console", clones, "--debugcon", debug, "--disk",
+			 (char *)disk, NULL };
+
+	snprintf(console, sizeof(console), "file:%s/console.log", dir);
+	snprintf(clones, sizeof(clones), "file:%s/clone-%%u.log", dir);
+	snprintf(debug, sizeof(debug), "%s/debug.log", dir);
+	if (!disk)
+		argv[12] = NULL;
+	return harness_run_cli(argv, out, size, 60);
+}
+
+static void in_log(const char *dir, const char *name, const char *text)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	cr_expect(harness_file_has(path, text), "%s does not say '%s'", name, text);
+}
+
+static void remove_dir(const char *dir)
+{
+	char cmd[64];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_expect_eq(system(cmd), 0);
+}
+
 /*
- * With no disk, SeaBIOS prints its banner, the memory map we gave it through
- * fw_cfg, and "No bootable device.", then reboots through port 0xcf9: vm-fork
- * ends by itself (a reset: status 0), never hangs.
+ * With no disk, SeaBIOS prints its banner on COM1 and its trace (the memory
+ * map we gave it through fw_cfg) on the debug port, tries the floppy and the
+ * hard disk, says "No bootable device.", and reboots through port 0xcf9:
+ * vm-fork ends by itself (a reset: status 0), never hangs.
  */
 Test(firmware, seabios_boots_to_no_bootable_device_and_vm_fork_ends, .timeout = 200)
 {
-	char log[] = "/tmp/vmfork-fw-XXXXXX", spec[64], out[4096];
-	char *argv[] = { "vm-fork", "run", "--firmware", "seabios", "--mem", "64M", "--console",
-			 spec, NULL };
-	int fd;
+	char dir[] = "/tmp/vmfork-fw-XXXXXX", out[4096];
 
 	SKIP_WITHOUT_KVM();
 	cr_assert_eq(access(SEABIOS, R_OK), 0, "Debian's seabios package is a dependency");
-	fd = mkstemp(log);
-	cr_assert(fd >= 0);
-	close(fd);
-	snprintf(spec, sizeof(spec), "file:%s", log);
-	cr_expect_eq(harness_run_cli(argv, out, sizeof(out), 60), 0, "vm-fork: %s", out);
-	cr_expect(harness_file_has(log, "SeaBIOS (version "), "no SeaBIOS banner");
-	cr_expect(harness_file_has(log, "Running on KVM"), "SeaBIOS did not see KVM");
+	cr_assert(mkdtemp(dir));
+	cr_expect_eq(run_firmware(dir, NULL, out, sizeof(out)), 0, "vm-fork: %s", out);
+	in_log(dir, "console.log", "SeaBIOS (version ");
+	in_log(dir, "debug.log", "SeaBIOS (version ");
+	in_log(dir, "debug.log", "Running on KVM");
 	/* Our fw_cfg's etc/e820: RAM from 1 MiB to the 64 MiB we gave. */
-	cr_expect(harness_file_has(log, "0000000000100000 - 0000000004000000 = 1 RAM"), "no e820 from fw_cfg");
-	cr_expect(harness_file_has(log, "No bootable device."), "SeaBIOS never gave up booting");
-	cr_expect(harness_file_has(log, "Rebooting."), "SeaBIOS did not reboot");
-	unlink(log);
+	in_log(dir, "debug.log", "qemu/e820: addr 0x0000000000100000 len 0x0000000003f00000 [RAM]");
+	in_log(dir, "debug.log", "No bootable device.");
+	in_log(dir, "debug.log", "Rebooting.");
+	remove_dir(dir);
+}
+
+/* dir/disk.img: 1 MiB, with the boot sector (or zeros: no boot signature) in front. */
+static void make_disk(const char *dir, bool bootable, char *disk, size_t size)
+{
+	char cmd[512];
+
+	snprintf(disk, size, "%s/disk.img", dir);
+	snprintf(cmd, sizeof(cmd), "truncate -s 1M %s%s%s%s", disk, bootable ? " && dd status=none "
+		 "conv=notrunc of=" : "", bootable ? disk : "", bootable ? " if=" : "");
+	if (bootable)
+		snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd), "%s",
+			 harness_build_path("guest/bootsector.bin"));
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+/*
+ * SeaBIOS finds the disk through the DSDT we give it over fw_cfg's table
+ * loader, loads the boot sector, and the boot sector forks the VM through the
+ * control device: the parent and its clone each report, on their own consoles.
+ */
+Test(firmware, a_boot_sector_from_a_disk_forks_and_both_copies_report, .timeout = 200)
+{
+	char dir[] = "/tmp/vmfork-fw-XXXXXX", disk[64], out[4096];
+
+	SKIP_WITHOUT_KVM();
+	cr_assert(mkdtemp(dir));
+	make_disk(dir, true, disk, sizeof(disk));
+	cr_expect_eq(run_firmware(dir, disk, out, sizeof(out)), 0, "vm-fork: %s", out);
+	in_log(dir, "debug.log", "ACPI: virtio-mmio device VR");
+	in_log(dir, "debug.log", "Booting from Hard Disk...");
+	in_log(dir, "console.log", "vm-fork boot sector: loaded by the BIOS");
+	in_log(dir, "console.log", "boot sector: clone 0 forked, result 1");
+	in_log(dir, "clone-1.log", "boot sector: clone 1 forked, result 0");
+	remove_dir(dir);
+}
+
+/* A disk without a boot signature: SeaBIOS's own "No bootable device.", and vm-fork ends. */
+Test(firmware, a_disk_that_does_not_boot_ends_the_vm, .timeout = 200)
+{
+	char dir[] = "/tmp/vmfork-fw-XXXXXX", disk[64], out[4096];
+
+	SKIP_WITHOUT_KVM();
+	cr_assert(mkdtemp(dir));
+	make_disk(dir, false, disk, sizeof(disk));
+	cr_expect_eq(run_firmware(dir, disk, out, sizeof(out)), 0, "vm-fork: %s", out);
+	in_log(dir, "debug.log", "virtio-blk-mmio");
+	in_log(dir, "debug.log", "Boot failed: not a bootable disk");
+	in_log(dir, "debug.log", "No bootable device.");
+	remove_dir(dir);
 }
 
 /* fw_cfg as a hostile guest uses it: every bad access refused, counted, and harmless. */
@@ -120,9 +198,11 @@ Test(firmware, the_debug_port_answers_only_when_on)
 	cr_assert_eq(debugcon_device.create(&dev, &bus, &host), 0);
 	bus_access(&bus, BUS_PIO, DEBUGCON_PORT, &b, 1, false);
 	cr_expect_eq(b, 0xff, "off: no device there");
-	cr_assert_eq(debugcon_device.configure(dev, "on"), 0);
+	cr_assert_lt(debugcon_device.configure(dev, "/nonexistent/debugcon.log"), 0);
+	cr_assert_eq(debugcon_device.configure(dev, "/dev/null"), 0);
 	bus_access(&bus, BUS_PIO, DEBUGCON_PORT, &b, 1, false);
 	cr_expect_eq(b, DEBUGCON_READBACK);
+	bus_access(&bus, BUS_PIO, DEBUGCON_PORT, &b, 1, true);
 	debugcon_device.destroy(dev);
 }
 

@@ -50,7 +50,9 @@ void cmd_run_usage(FILE *out)
 		"  -k, --kernel FILE     ELF64 executable (vmlinux, our guests) or bzImage\n"
 		"      --firmware FILE   boot a firmware image instead, from its reset vector;\n"
 		"                        'seabios' is Debian's SeaBIOS for machines without PCI\n"
-		"                        (%s); its debug port 0x402 goes to the console\n"
+		"                        (%s); COM1 is its screen\n"
+		"      --debugcon FILE   append what the guest writes to the debug port 0x402\n"
+		"                        (SeaBIOS's trace) to FILE\n"
 		"  -i, --initrd FILE     initial ramdisk\n"
 		"  -c, --cmdline STR     kernel command line\n"
 		"  -m, --mem SIZE        guest RAM, 16M to 1T in steps of 2M (default 256M);\n"
@@ -119,6 +121,7 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 		{ "kvm", required_argument, NULL, 'K' }, { "verbose", no_argument, NULL, 'v' },
 		{ "api", required_argument, NULL, 'A' }, { "shells", required_argument, NULL, 'S' },
 		{ "clone-console", required_argument, NULL, 'L' },
+		{ "debugcon", required_argument, NULL, 'D' },
 		{ "process-workers", required_argument, NULL, 'W' },
 		{ "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' },
 		SERVE_LIMIT_OPTIONS, CLI_DEVICE_OPTIONS, { NULL, 0, NULL, 0 },
@@ -138,7 +141,6 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 		case 'c': o->vm.cmdline = optarg; break;
 		case 'F':
 			o->vm.firmware = strcmp(optarg, "seabios") ? optarg : SEABIOS_PATH;
-			o->vm.devices.args[device_index(&debugcon_device)] = "on";
 			o->vm.devices.args[device_index(&fw_cfg_device)] = "on";
 			o->vm.devices.args[device_index(&pc_reset_device)] = "on";
 			o->vm.devices.args[device_index(&cmos_device)] = "on";
@@ -155,6 +157,7 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 		case 'K': o->kvm_path = optarg; break;
 		case 'A': o->api_path = optarg; break;
 		case 'L': o->clone_console = optarg; break;
+		case 'D': o->vm.devices.args[device_index(&debugcon_device)] = optarg; break;
 		case 'S':
 			if (parse_count(optarg, 0, 4096, &o->shells) < 0)
 				return bad_usage("--shells '%s': give a number from 0 to 4096", optarg);
