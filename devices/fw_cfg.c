@@ -94,6 +94,11 @@ int fw_cfg_add_file(void *dev, const char *name, const void *data, size_t len)
 	return ret;
 }
 
+unsigned fw_cfg_files(void *dev)
+{
+	return ((struct fw_cfg *)dev)->nfiles;
+}
+
 uint64_t fw_cfg_refused(void *dev)
 {
 	return ((struct fw_cfg *)dev)->refused;

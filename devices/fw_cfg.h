@@ -30,6 +30,8 @@ extern const struct device_type fw_cfg_device;
 int fw_cfg_set(void *dev, uint16_t key, const void *data, size_t len);
 /* Add a named file (copied) to the directory. 0, -ENOSPC, -ENAMETOOLONG or -ENOMEM. */
 int fw_cfg_add_file(void *dev, const char *name, const void *data, size_t len);
+/* Files in the directory. */
+unsigned fw_cfg_files(void *dev);
 /* Accesses the device refused: unknown selectors, reads past an item's end. */
 uint64_t fw_cfg_refused(void *dev);
 

@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -125,6 +126,102 @@ Test(firmware, a_disk_that_does_not_boot_ends_the_vm, .timeout = 200)
 	in_log(dir, "debug.log", "virtio-blk-mmio");
 	in_log(dir, "debug.log", "Boot failed: not a bootable disk");
 	in_log(dir, "debug.log", "No bootable device.");
+	remove_dir(dir);
+}
+
+/*
+ * Milestones of SeaBIOS's trace, in order, all well before it boots the disk
+ * (from "enter handle_19" on, the VM may be gone before the pause lands).
+ */
+static const char *const milestones[] = {
+	"Found QEMU fw_cfg", "Relocating init", "Detected non-PCI system",
+	"Searching bootorder for: HALT", "Scan for option roms",
+};
+
+/* vm-fork CMD --api dir/api.sock ARGS... (NULL-terminated): its exit status. */
+static int api_cli(const char *dir, const char *cmd, ...)
+{
+	char sock[96], out[4096];
+	char *argv[12] = { "vm-fork", (char *)cmd, "--api", sock };
+	unsigned n = 4;
+	va_list ap;
+	int ret;
+
+	snprintf(sock, sizeof(sock), "%s/api.sock", dir);
+	va_start(ap, cmd);
+	while (n < 11 && (argv[n] = va_arg(ap, char *)))
+		n++;
+	va_end(ap);
+	argv[n] = NULL;
+	ret = harness_run_cli(argv, out, sizeof(out), 60);
+	cr_expect_eq(ret, 0, "vm-fork %s: %s", cmd, out);
+	return ret;
+}
+
+/* Wait (polling the debug port's file, never sleeping blind) until SeaBIOS has said text. */
+static bool wait_trace(const char *dir, const char *text, pid_t vmm)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/debug.log", dir);
+	for (unsigned i = 0; i < harness_wait_s(60) * 500; i++) {
+		if (harness_file_has(path, text))
+			return true;
+		if (waitpid(vmm, NULL, WNOHANG) == vmm)
+			return false;
+		usleep(2000);
+	}
+	return false;
+}
+
+/*
+ * A fork while SeaBIOS runs, at a random one of its milestones plus up to
+ * 2 ms (the pause lands where it lands): the parent and its clone both go on
+ * through the firmware, boot the disk, and their boot sectors fork again
+ * (clones 2 and 3).
+ * A clone's fw_cfg is rebuilt from its machine, so one made before SeaBIOS
+ * read its tables reads the same ones.
+ */
+Test(firmware, a_fork_mid_firmware_and_both_boot_the_disk, .timeout = 200)
+{
+	char dir[] = "/tmp/vmfork-fw-XXXXXX", disk[64], console[96], sock[96], debug[96];
+	unsigned seed = harness_seed(), which = seed % 5, extra_us = (seed / 5) % 2000;
+	int status = -1;
+	pid_t vmm;
+
+	SKIP_WITHOUT_KVM();
+	cr_assert(mkdtemp(dir));
+	make_disk(dir, true, disk, sizeof(disk));
+	snprintf(console, sizeof(console), "file:%s/console.log", dir);
+	snprintf(sock, sizeof(sock), "%s/api.sock", dir);
+	snprintf(debug, sizeof(debug), "%s/debug.log", dir);
+	vmm = fork();
+	cr_assert(vmm >= 0);
+	if (vmm == 0) {
+		execl(harness_build_path("vm-fork"), "vm-fork", "run", "--firmware", "seabios",
+		      "--mem", "64M", "--disk", disk, "--console", console, "--api", sock,
+		      "--debugcon", debug, (char *)NULL);
+		_exit(127);
+	}
+	harness_note("fork at '%s' + %u us", milestones[which], extra_us);
+	cr_assert(wait_trace(dir, milestones[which], vmm), "SeaBIOS never said '%s'",
+		  milestones[which]);
+	usleep(extra_us);
+	if (api_cli(dir, "pause", "--id", "0", NULL) == 0) {
+		api_cli(dir, "fork", "--id", "0", NULL);
+		api_cli(dir, "resume", "--id", "0", NULL);
+	}
+	for (unsigned i = 0; i < harness_wait_s(60) * 100 && waitpid(vmm, &status, WNOHANG) == 0; i++)
+		usleep(10000);
+	if (status == -1) {
+		kill(vmm, SIGKILL);
+		waitpid(vmm, &status, 0);
+	}
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "vm-fork ended with %#x", status);
+	in_log(dir, "console.log", "vm-fork boot sector: loaded by the BIOS");
+	in_log(dir, "console.log", "boot sector: clone 0 forked, result 1");
+	/* Its greeting may be split by the fork; its own fork is all its own. */
+	in_log(dir, "api.sock.clone-1.log", "boot sector: clone 1 forked, result 1");
 	remove_dir(dir);
 }
 

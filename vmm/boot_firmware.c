@@ -132,6 +132,20 @@ int vm_boot_firmware(struct vm *vm, const struct vm_config *cfg)
 	return ret;
 }
 
+/*
+ * A clone of a firmware VM, or one restored from its snapshot, has fw_cfg on
+ * but empty: its state is the selector and offset alone. The same contents,
+ * rebuilt from the same machine, let a firmware forked mid-way read on.
+ */
+int vm_firmware_forked(struct vm *vm)
+{
+	int i = device_index(&fw_cfg_device);
+
+	if (i < 0 || !vm->dev_on[i] || fw_cfg_files(vm->devs[i]))
+		return 0;
+	return fill_fw_cfg(vm);
+}
+
 void vm_drop_firmware(struct vm *vm)
 {
 	if (vm->firmware)

@@ -179,6 +179,8 @@ int vm_boot(struct vm *vm, const struct vm_config *cfg);
 /* Map cfg->firmware below 4 GiB and its last 128 KiB at 0xE0000; the vCPU starts at its reset vector. */
 int vm_boot_firmware(struct vm *vm, const struct vm_config *cfg);
 void vm_drop_firmware(struct vm *vm);
+/* A clone or restored VM of a firmware VM: what its firmware reads from fw_cfg, again. */
+int vm_firmware_forked(struct vm *vm);
 /* Start the vCPU threads (and console input). */
 int vm_start(struct vm *vm);
 /* The same, but the vCPUs stay out of the guest until vm_resume(). */
