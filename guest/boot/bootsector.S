@@ -45,10 +45,13 @@ pm32:
 	mov %ax, %ds
 	mov %ax, %es
 	mov %ax, %ss
-	movq one, %mm0
+	/* -EBUSY: the host was pausing the VM (a fork of its own) at that moment; again. */
+1:	movq one, %mm0
 	movq %mm0, CTL_FORK
 	movq CTL_RESULT, %mm0
 	movq %mm0, result
+	cmpl $-16, result
+	je 1b
 	movq CTL_CLONE_ID, %mm0
 	movq %mm0, id
 	mov $said, %esi

@@ -1,0 +1,75 @@
+/*
+ * Linux through firmware (issue 12): a disk image the way a distribution
+ * ships one, built here without mounting anything (a FAT file system from
+ * mkfs.fat, files put in with mtools, SYSLINUX installed in its boot sector),
+ * holds Debian's kernel and our initramfs. SeaBIOS boots the disk, SYSLINUX
+ * loads the kernel and the initramfs through the BIOS, and Linux reaches init.
+ */
+#include <criterion/criterion.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/harness.h"
+
+#define INIT_LINE "vm-fork-init: hello from userspace"
+#define CMDLINE   "console=ttyS0 reboot=k panic=-1 i8042.noaux"
+
+static char *debian_kernel(void)
+{
+	glob_t g;
+	char *path = NULL;
+
+	if (glob("/boot/vmlinuz-*", 0, NULL, &g) == 0 && g.gl_pathc > 0)
+		path = strdup(g.gl_pathv[g.gl_pathc - 1]);
+	globfree(&g);
+	return path;
+}
+
+static void sh(const char *cmd)
+{
+	cr_assert_eq(system(cmd), 0, "failed: %s", cmd);
+}
+
+/* dir/disk.img: 32 MiB of FAT with SYSLINUX, the kernel, the initramfs and syslinux.cfg. */
+static void make_syslinux_disk(const char *dir, const char *kernel)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && mkfs.fat -C disk.img 32768 >/dev/null && "
+		 "printf 'DEFAULT linux\\nPROMPT 0\\nTIMEOUT 0\\nLABEL linux\\n  KERNEL vmlinuz\\n"
+		 "  APPEND initrd=initrd.gz %s\\n' >syslinux.cfg && "
+		 "mcopy -i disk.img %s ::vmlinuz && mcopy -i disk.img %s ::initrd.gz && "
+		 "mcopy -i disk.img syslinux.cfg ::syslinux.cfg && syslinux --install disk.img",
+		 dir, CMDLINE, kernel, harness_build_path("linux/initramfs.cpio.gz"));
+	sh(cmd);
+}
+
+Test(linux_firmware, a_syslinux_disk_image_boots_debians_kernel_to_init, .timeout = 150)
+{
+	char dir[] = "/tmp/vmfork-lxfw-XXXXXX", disk[64], console[128], log[96], out[4096], cmd[64];
+	char *kernel = debian_kernel();
+	char *argv[] = { "vm-fork", "run", "--firmware", "seabios", "--mem", "256M", "--disk", disk,
+			 "--console", console, NULL };
+
+	SKIP_WITHOUT_KVM();
+	if (!kernel)
+		cr_skip_test("skipped: no /boot/vmlinuz-* (make test installs linux-image-amd64)");
+	cr_assert(mkdtemp(dir));
+	make_syslinux_disk(dir, kernel);
+	snprintf(disk, sizeof(disk), "%s/disk.img,ro", dir);
+	snprintf(log, sizeof(log), "%s/console.log", dir);
+	snprintf(console, sizeof(console), "file:%s", log);
+	/* init reboots: the keyboard controller's reset ends vm-fork with 0. */
+	cr_expect_eq(harness_run_cli(argv, out, sizeof(out), 120), 0, "vm-fork: %s", out);
+	cr_expect(harness_file_has(log, "SYSLINUX "), "SYSLINUX never started");
+	cr_expect(harness_file_has(log, "Loading initrd.gz...ok"), "SYSLINUX did not load the initramfs");
+	cr_expect(harness_file_has(log, "ACPI: RSDP 0x00000000000F"),
+		  "Linux did not find the RSDP in the firmware's F segment");
+	cr_expect(harness_file_has(log, INIT_LINE), "Linux never reached init");
+	free(kernel);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_expect_eq(system(cmd), 0);
+}
