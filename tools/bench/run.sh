@@ -1,6 +1,7 @@
 #!/bin/sh
 # make bench: run vm-fork-bench, keep its table, plot the results, and add the
-# fuzzing rows (tools/bench/fuzz.sh; BENCH_FUZZ=0 skips them).
+# fuzzing rows (tools/bench/fuzz.sh; BENCH_FUZZ=0 skips them) and the firmware
+# rows (tools/bench/firmware.sh; BENCH_FIRMWARE=0 skips them).
 # Usage: tools/bench/run.sh BUILD_DIR [vm-fork-bench options]
 # Options also come from $BENCH_ARGS (make bench BENCH_ARGS=--quick).
 # Everything goes to BUILD_DIR/bench: table.txt, results.csv, results.json,
@@ -50,5 +51,16 @@ else
 	cat "$out/fuzz.txt" >>"$out/table.txt"
 	echo
 	cat "$out/fuzz.txt"
+fi
+# The firmware rows (tools/bench/firmware.sh, BENCH_FIRMWARE=0 skips them): vm-fork beside QEMU.
+if [ "${BENCH_FIRMWARE:-1}" = 0 ]; then
+	echo "bench: firmware rows skipped (BENCH_FIRMWARE=0)" >&2
+else
+	"$here/firmware.sh" "$build" >"$out/firmware.txt" || rc=$?
+	[ "$rc" -eq 0 ] || { echo "bench: tools/bench/firmware.sh failed (exit $rc)" >&2; exit "$rc"; }
+	printf '\n' >>"$out/table.txt"
+	cat "$out/firmware.txt" >>"$out/table.txt"
+	echo
+	cat "$out/firmware.txt"
 fi
 echo "wrote $out/table.txt"
