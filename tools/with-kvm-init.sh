@@ -6,13 +6,8 @@ bb=/bin/busybox
 $bb mount -t proc proc /proc
 $bb mount -t sysfs sys /sys
 $bb mount -t devtmpfs dev /dev
-# kvm-amd without virtual GIF: with it, QEMU's TCG now and then left this VM's
-# one CPU halted for good with a timer interrupt pending (docs/kvm-in-qemu.md);
-# our VMs never run a hypervisor of their own, which is what vGIF is for.
 for m in $($bb cat /modules); do
-	args=
-	case $m in kvm-amd | kvm_amd) args=vgif=0 ;; esac
-	$bb insmod /lib/modules/$m.ko $args || echo "with-kvm-init: insmod $m failed" >/dev/ttyS0
+	$bb insmod /lib/modules/$m.ko || echo "with-kvm-init: insmod $m failed" >/dev/ttyS0
 done
 job=$($bb sed -n 's/.*vmfork\.job=\([^ ]*\).*/\1/p' /proc/cmdline)
 i=0
