@@ -1,5 +1,6 @@
 /* Linux guests for the tests (tests/linux_harness.h). */
 #include <criterion/criterion.h>
+#include <glob.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -82,6 +83,17 @@ void linux_start_files(struct linux_vm *vm, const char *kernel, const char *init
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
+}
+
+char *linux_debian_kernel(void)
+{
+	glob_t g;
+	char *path = NULL;
+
+	if (glob("/boot/vmlinuz-*", 0, NULL, &g) == 0 && g.gl_pathc > 0)
+		path = strdup(g.gl_pathv[g.gl_pathc - 1]);
+	globfree(&g);
+	return path;
 }
 
 void linux_console_path(const struct linux_vm *vm, unsigned id, char *out, size_t len)

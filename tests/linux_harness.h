@@ -17,6 +17,8 @@ struct linux_vm {
 	char initrd[80];       /* the initramfs made for it */
 };
 
+/* Debian's kernel (the newest /boot/vmlinuz-*, malloc'd), or NULL. */
+char *linux_debian_kernel(void);
 /* Our small kernel (build/linux/guest-bzImage, malloc'd); skips the test without it or KVM. */
 char *linux_small_kernel(void);
 /*

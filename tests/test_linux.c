@@ -8,7 +8,6 @@
  * our exact command line and the e820 map we passed (docs/kvm-in-qemu.md).
  */
 #include <criterion/criterion.h>
-#include <glob.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include "tests/harness.h"
+#include "tests/linux_harness.h"
 #include "vmm/boot.h"
 
 #define LINUX_MEM "256M"
@@ -28,16 +28,6 @@
 		      "i8042.noaux initcall_blacklist=cmos_init vmfork.test=1"
 #define INIT_LINE "vm-fork-init: hello from userspace"
 
-static char *find_kernel(void)
-{
-	glob_t g;
-	char *path = NULL;
-
-	if (glob("/boot/vmlinuz-*", 0, NULL, &g) == 0 && g.gl_pathc > 0)
-		path = strdup(g.gl_pathv[g.gl_pathc - 1]);
-	globfree(&g);
-	return path;
-}
 
 static char *slurp(const char *path)
 {
@@ -188,7 +178,7 @@ static char *find_guest_kernel(void)
  */
 static char *kernel_and_console(char *path, bool small)
 {
-	char *kernel = small ? find_guest_kernel() : find_kernel();
+	char *kernel = small ? find_guest_kernel() : linux_debian_kernel();
 	int fd;
 
 	SKIP_WITHOUT_KVM();

@@ -7,7 +7,6 @@
  * stopped the machine.
  */
 #include <criterion/criterion.h>
-#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,22 +50,11 @@ static void make_initrd(const char *initrd, const char *action)
 	unlink(script);
 }
 
-/* Debian's kernel (a stock one), or NULL. */
-static char *debian_kernel(void)
-{
-	glob_t g;
-	char *path = NULL;
-
-	if (glob("/boot/vmlinuz-*", 0, NULL, &g) == 0 && g.gl_pathc > 0)
-		path = strdup(g.gl_pathv[g.gl_pathc - 1]);
-	globfree(&g);
-	return path;
-}
 
 /* Boot kernel (ours, or NULL for Debian's) to init, which runs `action -f`. */
 static void boot(struct acpi_boot *b, bool stock, const char *action, const char *reboot_mode)
 {
-	char *kernel = stock ? debian_kernel() : linux_small_kernel();
+	char *kernel = stock ? linux_debian_kernel() : linux_small_kernel();
 	char console[] = "/tmp/vm-fork-acpi-XXXXXX";
 	char initrd[64], console_opt[64], cmdline[256];
 	int fd;

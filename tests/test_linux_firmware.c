@@ -6,26 +6,16 @@
  * loads the kernel and the initramfs through the BIOS, and Linux reaches init.
  */
 #include <criterion/criterion.h>
-#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tests/harness.h"
+#include "tests/linux_harness.h"
 
 #define INIT_LINE "vm-fork-init: hello from userspace"
 #define CMDLINE   "console=ttyS0 reboot=k panic=-1 i8042.noaux"
 
-static char *debian_kernel(void)
-{
-	glob_t g;
-	char *path = NULL;
-
-	if (glob("/boot/vmlinuz-*", 0, NULL, &g) == 0 && g.gl_pathc > 0)
-		path = strdup(g.gl_pathv[g.gl_pathc - 1]);
-	globfree(&g);
-	return path;
-}
 
 static void sh(const char *cmd)
 {
@@ -50,7 +40,7 @@ static void make_syslinux_disk(const char *dir, const char *kernel)
 Test(linux_firmware, a_syslinux_disk_image_boots_debians_kernel_to_init, .timeout = 150)
 {
 	char dir[] = "/tmp/vmfork-lxfw-XXXXXX", disk[64], console[128], log[96], out[4096], cmd[64];
-	char *kernel = debian_kernel();
+	char *kernel = linux_debian_kernel();
 	char *argv[] = { "vm-fork", "run", "--firmware", "seabios", "--mem", "256M", "--disk", disk,
 			 "--console", console, NULL };
 
