@@ -1,8 +1,9 @@
 /*
- * fw_cfg's port interface (devices/fw_cfg.h). Items are filled by the layer
- * that boots firmware (vmm/boot_firmware.c) before the VM runs; the guest
- * only selects and reads. Optional, on with --firmware: off, its ports read
- * 0xff. Its state is the selector and the offset reached.
+ * fw_cfg's port and DMA interfaces (devices/fw_cfg.h). Items are filled by
+ * the layer that boots firmware (vmm/boot_firmware.c) before the VM runs; the
+ * guest only selects, reads and skips. Optional, on with --firmware: off, its
+ * ports read 0xff. Its state is the selector, the offset reached and the DMA
+ * address's high half.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "core/bus.h"
+#include "core/memory.h"
 #include "devices/fw_cfg.h"
 
 #define FW_CFG_ITEMS (FW_CFG_FILE_FIRST + FW_CFG_MAX_FILES)
@@ -23,9 +25,21 @@ struct fw_cfg_state {
 	uint16_t selector;
 	uint16_t reserved;
 	uint32_t offset;
+	uint32_t dma_high;      /* the last write to 0x514 */
+	uint32_t reserved2;
 };
 
+/* The DMA descriptor, as the guest writes it (big-endian). */
+struct fw_cfg_dma {
+	uint32_t control, length;
+	uint64_t address;
+} __attribute__((packed));
+
+/* A DMA zero-fill past an item goes to the guest in pieces this big. */
+#define ZERO_CHUNK 4096
+
 struct fw_cfg {
+	const struct guest_mem *mem;
 	pthread_mutex_t lock;
 	bool on;
 	struct fw_cfg_item items[FW_CFG_ITEMS];
@@ -104,13 +118,17 @@ uint64_t fw_cfg_refused(void *dev)
 	return ((struct fw_cfg *)dev)->refused;
 }
 
-static void select_item(struct fw_cfg *f, const uint8_t *data, uint32_t len)
+static void select_key(struct fw_cfg *f, uint16_t key)
 {
-	uint16_t key = data[0] | (len > 1 ? data[1] << 8 : 0);
-
-	f->st = (struct fw_cfg_state){ .selector = key };
+	f->st.selector = key;
+	f->st.offset = 0;
 	if (key >= FW_CFG_ITEMS || !f->items[key].len)
 		f->refused++;
+}
+
+static void select_item(struct fw_cfg *f, const uint8_t *data, uint32_t len)
+{
+	select_key(f, (uint16_t)(data[0] | (len > 1 ? data[1] << 8 : 0)));
 }
 
 /* Sequential bytes of the selected item; past its end (or none), zeros, counted once. */
@@ -130,6 +148,79 @@ static void read_data(struct fw_cfg *f, uint8_t *data, uint32_t len)
 	}
 }
 
+/* len bytes of the selected item from the current offset into guest RAM at gpa, zeros past its end. */
+static int dma_read(struct fw_cfg *f, uint64_t gpa, uint32_t len)
+{
+	static const uint8_t zeros[ZERO_CHUNK];
+	const struct fw_cfg_item *it = f->st.selector < FW_CFG_ITEMS ? &f->items[f->st.selector]
+								    : NULL;
+	uint32_t have = it && f->st.offset < it->len ? it->len - f->st.offset : 0;
+	uint32_t n = have < len ? have : len;
+	int ret = n ? guest_write(f->mem, gpa, it->data + f->st.offset, n) : 0;
+
+	if (ret < 0)
+		return ret;
+	f->st.offset += n;
+	if (n < len)
+		f->refused++;
+	for (uint32_t done = n; done < len && !ret; done += ZERO_CHUNK) {
+		uint32_t piece = len - done < ZERO_CHUNK ? len - done : ZERO_CHUNK;
+
+		ret = guest_write(f->mem, gpa + done, zeros, piece);
+	}
+	return ret;
+}
+
+/* One descriptor at gpa: select, then read, skip or (refused) write; its control says how it ended. */
+static void dma_transfer(struct fw_cfg *f, uint64_t gpa)
+{
+	struct fw_cfg_dma d;
+	uint32_t control, len, done = 0;
+	int ret;
+
+	if (guest_read(f->mem, gpa, &d, sizeof(d)) < 0) {
+		f->refused++;
+		return;
+	}
+	control = __builtin_bswap32(d.control);
+	len = __builtin_bswap32(d.length);
+	if (control & FW_CFG_DMA_SELECT)
+		select_key(f, (uint16_t)(control >> 16));
+	if (control & FW_CFG_DMA_READ)
+		ret = dma_read(f, __builtin_bswap64(d.address), len);
+	else if (control & FW_CFG_DMA_SKIP)
+		ret = (f->st.offset += len, 0);
+	else if (control & FW_CFG_DMA_WRITE)
+		ret = -EPERM;
+	else
+		ret = 0;
+	if (ret < 0) {
+		f->refused++;
+		done = __builtin_bswap32(FW_CFG_DMA_ERROR);
+	}
+	guest_write(f->mem, gpa, &done, sizeof(done));
+}
+
+/* 0x514: the address's high half; 0x518: its low half, which starts the transfer. */
+static void dma_io(struct fw_cfg *f, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
+{
+	uint32_t be;
+
+	if (!is_write || len != 4 || (offset != 4 && offset != 8)) {
+		if (!is_write)
+			memset(data, 0, len);
+		f->refused++;
+		return;
+	}
+	memcpy(&be, data, 4);
+	if (offset == 4) {
+		f->st.dma_high = __builtin_bswap32(be);
+		return;
+	}
+	dma_transfer(f, (uint64_t)f->st.dma_high << 32 | __builtin_bswap32(be));
+	f->st.dma_high = 0;
+}
+
 static void fw_cfg_io(void *dev, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
 {
 	struct fw_cfg *f = dev;
@@ -142,6 +233,8 @@ static void fw_cfg_io(void *dev, uint64_t offset, uint8_t *data, uint32_t len, b
 		select_item(f, data, len);
 	} else if (offset == 1 && !is_write) {
 		read_data(f, data, len);
+	} else if (offset >= 4) {
+		dma_io(f, offset, data, len, is_write);
 	} else {
 		if (!is_write)
 			memset(data, 0, len);
@@ -155,12 +248,13 @@ static const struct bus_dev_ops fw_cfg_ops = { .name = "fw_cfg", .io = fw_cfg_io
 static int dev_create(void **out, struct bus *bus, const struct device_host *host)
 {
 	static const char signature[4] = { 'Q', 'E', 'M', 'U' };
-	static const uint32_t id = 1; /* the port interface only: no DMA */
+	static const uint32_t id = 3; /* the port interface and DMA */
 	struct fw_cfg *f = calloc(1, sizeof(*f));
 	int ret;
 
 	if (!f)
 		return -ENOMEM;
+	f->mem = host->mem;
 	pthread_mutex_init(&f->lock, NULL);
 	ret = set_item(f, FW_CFG_SIGNATURE, signature, sizeof(signature));
 	if (!ret)
@@ -168,7 +262,7 @@ static int dev_create(void **out, struct bus *bus, const struct device_host *hos
 	if (!ret)
 		ret = set_item(f, FW_CFG_FILE_DIR, (const uint32_t[]){ 0 }, 4);
 	if (!ret)
-		ret = bus_register(bus, BUS_PIO, FW_CFG_PORT_SEL, 2, &fw_cfg_ops, f);
+		ret = bus_register(bus, BUS_PIO, FW_CFG_PORT_SEL, 12, &fw_cfg_ops, f);
 	if (ret < 0) {
 		for (unsigned i = 0; i < FW_CFG_ITEMS; i++)
 			free(f->items[i].data);
@@ -208,7 +302,7 @@ static int dev_check(const void *state)
 {
 	const struct fw_cfg_state *st = state;
 
-	return st->reserved ? -EINVAL : 0;
+	return st->reserved || st->reserved2 ? -EINVAL : 0;
 }
 
 static int dev_restore(void *dev, const void *state)

@@ -1,8 +1,11 @@
 /*
- * QEMU's firmware configuration device (fw_cfg), the port interface SeaBIOS
- * reads its machine from (docs/seabios.md): a 16-bit selector at 0x510 and a
- * data byte at 0x511, read in order from the item's start. No DMA: FW_CFG_ID
- * says so, and SeaBIOS then reads every item through the port.
+ * QEMU's firmware configuration device (fw_cfg), which SeaBIOS reads its
+ * machine from (docs/seabios.md): a 16-bit selector at 0x510 and a data byte
+ * at 0x511, read in order from the item's start; and the DMA interface, a
+ * big-endian descriptor address written to 0x514 (high half) and 0x518 (low
+ * half, which starts the transfer). Each transfer is done before the write
+ * returns. A descriptor, or a buffer, outside guest RAM is refused (its
+ * control says ERROR) and counted, as are reads past an item and writes.
  */
 #ifndef DEVICES_FW_CFG_H
 #define DEVICES_FW_CFG_H
@@ -14,6 +17,14 @@
 
 #define FW_CFG_PORT_SEL   0x510
 #define FW_CFG_PORT_DATA  0x511
+#define FW_CFG_PORT_DMA   0x514   /* 8 bytes: the descriptor's address, big-endian */
+
+/* A DMA descriptor's control word (big-endian in guest memory). */
+#define FW_CFG_DMA_ERROR  0x01
+#define FW_CFG_DMA_READ   0x02
+#define FW_CFG_DMA_SKIP   0x04
+#define FW_CFG_DMA_SELECT 0x08    /* the selector in the top 16 bits */
+#define FW_CFG_DMA_WRITE  0x10
 
 #define FW_CFG_SIGNATURE  0x00
 #define FW_CFG_ID         0x01

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/bus.h"
+#include "core/memory.h"
 #include "devices/cmos.h"
 #include "devices/debugcon.h"
 #include "devices/fw_cfg.h"
@@ -285,6 +286,64 @@ Test(firmware, fw_cfg_lists_its_files)
 		bus_access(&bus, BUS_PIO, FW_CFG_PORT_DATA, &data[i], 1, false);
 	cr_expect_eq(memcmp(data, "abc", 3), 0);
 	fw_cfg_device.destroy(dev);
+}
+
+/* Write the descriptor {control, length, address} at gpa and start it through 0x514/0x518. */
+static uint32_t dma(struct bus *bus, struct guest_mem *mem, uint64_t gpa, uint32_t control,
+		    uint32_t len, uint64_t address)
+{
+	uint32_t d[4] = { __builtin_bswap32(control), __builtin_bswap32(len),
+			  __builtin_bswap32((uint32_t)(address >> 32)),
+			  __builtin_bswap32((uint32_t)address) };
+	uint32_t high = __builtin_bswap32((uint32_t)(gpa >> 32)), low = __builtin_bswap32((uint32_t)gpa);
+
+	guest_write(mem, gpa, d, sizeof(d));
+	bus_access(bus, BUS_PIO, FW_CFG_PORT_DMA, (uint8_t *)&high, 4, true);
+	bus_access(bus, BUS_PIO, FW_CFG_PORT_DMA + 4, (uint8_t *)&low, 4, true);
+	guest_read(mem, gpa, d, 4);
+	return __builtin_bswap32(d[0]);
+}
+
+/*
+ * DMA as SeaBIOS and linuxboot use it (select + read, skip), and as a hostile
+ * guest might: a buffer or a descriptor outside RAM, a write, a read past the
+ * item. Each bad one ends in ERROR (or, with no descriptor to answer in, not
+ * at all), is counted, and touches nothing outside RAM.
+ */
+Test(firmware, fw_cfg_dma_reads_and_refuses_what_is_outside_ram)
+{
+	struct guest_mem mem;
+	struct device_host host = { .mem = &mem };
+	struct bus bus;
+	void *dev;
+	char buf[8] = { 0 };
+	uint64_t refused;
+
+	cr_assert_eq(guest_mem_create(&mem, 16 * MiB, NULL), 0);
+	bus_init(&bus);
+	cr_assert_eq(fw_cfg_device.create(&dev, &bus, &host), 0);
+	cr_assert_eq(fw_cfg_device.configure(dev, "on"), 0);
+	cr_assert_eq(fw_cfg_add_file(dev, "etc/x", "abcdef", 6), 0);
+	cr_expect_eq(dma(&bus, &mem, 0x1000, FW_CFG_DMA_SELECT | FW_CFG_FILE_FIRST << 16 |
+			 FW_CFG_DMA_READ, 2, 0x2000), 0, "a read ends with control 0");
+	cr_expect_eq(dma(&bus, &mem, 0x1000, FW_CFG_DMA_SKIP, 1, 0), 0);
+	cr_expect_eq(dma(&bus, &mem, 0x1000, FW_CFG_DMA_READ, 3, 0x2002), 0);
+	guest_read(&mem, 0x2000, buf, 5);
+	cr_expect_str_eq(buf, "abdef", "select, read 2, skip 1, read 3 from there");
+	refused = fw_cfg_refused(dev);
+	cr_expect_eq(dma(&bus, &mem, 0x1000, FW_CFG_DMA_READ, 8, 0x3000), 0,
+		     "past the item: zeros, not an error");
+	cr_expect_eq(fw_cfg_refused(dev), refused + 1, "but counted");
+	cr_expect_eq(dma(&bus, &mem, 0x1000, FW_CFG_DMA_SELECT | FW_CFG_FILE_FIRST << 16 |
+			 FW_CFG_DMA_READ, 6, 16 * MiB - 2), FW_CFG_DMA_ERROR, "a buffer past RAM");
+	cr_expect_eq(dma(&bus, &mem, 0x1000, FW_CFG_DMA_READ, 4, 0xfee00000ULL), FW_CFG_DMA_ERROR);
+	cr_expect_eq(dma(&bus, &mem, 0x1000, FW_CFG_DMA_WRITE, 4, 0x2000), FW_CFG_DMA_ERROR,
+		     "fw_cfg takes no writes");
+	refused = fw_cfg_refused(dev);
+	dma(&bus, &mem, 1ULL << 40, FW_CFG_DMA_READ, 4, 0x2000); /* no descriptor there */
+	cr_expect_eq(fw_cfg_refused(dev), refused + 1, "a descriptor outside RAM is counted");
+	fw_cfg_device.destroy(dev);
+	guest_mem_destroy(&mem);
 }
 
 /* The port is QEMU's isa-debugcon: 0xe9 on a read while on, nothing while off. */
