@@ -129,8 +129,8 @@ Test(cli, bad_command_lines)
 	} cases[] = {
 		{ { "frobnicate" }, "not a command" },
 		{ { "run" }, "give --kernel FILE, or --firmware FILE" },
-		{ { "run", "--kernel", "x", "--firmware", "y" }, "give --kernel FILE, or --firmware FILE" },
-		{ { "run", "--firmware", "seabios", "--cmdline", "a" }, "firmware finds its own" },
+		{ { "run", "--firmware", "seabios", "--cmdline", "a" }, "--initrd and --cmdline go with --kernel" },
+		{ { "run", "--firmware", "seabios", "--initrd", "a" }, "--initrd and --cmdline go with --kernel" },
 		{ { "run", "--kernel", "x", "--mem", "17M" }, "multiple of 2M" },
 		{ { "run", "--kernel", "x", "--mem", "8M" }, "between 16M and 1T" },
 		{ { "run", "--kernel", "x", "--mem", "2T" }, "between 16M and 1T" },

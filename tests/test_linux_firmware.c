@@ -63,3 +63,32 @@ Test(linux_firmware, a_syslinux_disk_image_boots_debians_kernel_to_init, .timeou
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	cr_expect_eq(system(cmd), 0);
 }
+
+/*
+ * --kernel with --firmware: SeaBIOS boots QEMU's linuxboot_dma.bin first, which
+ * reads our small kernel, the initramfs and the command line from fw_cfg by
+ * DMA; Linux gets that command line and reaches init.
+ */
+Test(linux_firmware, a_kernel_given_to_the_firmware_reaches_init, .timeout = 150)
+{
+	char dir[] = "/tmp/vmfork-lxfw-XXXXXX", console[128], log[96], out[4096], cmd[64];
+	char *kernel = linux_small_kernel();
+	char *argv[] = { "vm-fork", "run", "--firmware", "seabios", "--mem", "256M", "--kernel", kernel,
+			 "--initrd", (char *)harness_build_path("linux/initramfs.cpio.gz"),
+			 "--cmdline", CMDLINE " vmfork.through=firmware", "--console", console, NULL };
+
+	cr_assert(mkdtemp(dir));
+	snprintf(log, sizeof(log), "%s/console.log", dir);
+	snprintf(console, sizeof(console), "file:%s", log);
+	argv[9] = strdup(argv[9]); /* the path's buffer is reused */
+	cr_expect_eq(harness_run_cli(argv, out, sizeof(out), 120), 0, "vm-fork: %s", out);
+	cr_expect(harness_file_has(log, "SeaBIOS (version "), "no SeaBIOS banner");
+	cr_expect(harness_file_has(log, "Booting from ROM"), "SeaBIOS did not boot linuxboot_dma.bin");
+	cr_expect(harness_file_has(log, "Command line: " CMDLINE " vmfork.through=firmware"),
+		  "Linux did not get our command line");
+	cr_expect(harness_file_has(log, INIT_LINE), "Linux never reached init");
+	free(argv[9]);
+	free(kernel);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_expect_eq(system(cmd), 0);
+}

@@ -48,9 +48,10 @@ void cmd_run_usage(FILE *out)
 		"With clones (forked through the API or by the guest), it runs until every VM stopped.\n"
 		"\n"
 		"  -k, --kernel FILE     ELF64 executable (vmlinux, our guests) or bzImage\n"
-		"      --firmware FILE   boot a firmware image instead, from its reset vector;\n"
-		"                        'seabios' is Debian's SeaBIOS for machines without PCI\n"
-		"                        (%s); COM1 is its screen\n"
+		"      --firmware FILE   boot a firmware image, from its reset vector: it boots\n"
+		"                        --disk, or --kernel (a bzImage) through QEMU's\n"
+		"                        linuxboot_dma.bin; 'seabios' is Debian's SeaBIOS for\n"
+		"                        machines without PCI (%s); COM1 is its screen\n"
 		"      --debugcon FILE   append what the guest writes to the debug port 0x402\n"
 		"                        (SeaBIOS's trace) to FILE\n"
 		"  -i, --initrd FILE     initial ramdisk\n"
@@ -189,10 +190,10 @@ static int parse_run_args(int argc, char **argv, struct run_options *o)
 	}
 	if (optind < argc)
 		return bad_usage("unexpected argument '%s'", argv[optind]);
-	if (!o->vm.kernel == !o->vm.firmware)
-		return bad_usage("%s", "give --kernel FILE, or --firmware FILE");
-	if (o->vm.firmware && (o->vm.initrd || o->vm.cmdline))
-		return bad_usage("%s", "--initrd and --cmdline go with --kernel; firmware finds its own");
+	if (!o->vm.kernel && !o->vm.firmware)
+		return bad_usage("%s", "give --kernel FILE, or --firmware FILE (or both)");
+	if (!o->vm.kernel && (o->vm.initrd || o->vm.cmdline))
+		return bad_usage("%s", "--initrd and --cmdline go with --kernel");
 	log_set_level((enum log_level)level);
 	return 0;
 }

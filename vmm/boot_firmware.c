@@ -120,6 +120,9 @@ int vm_boot_firmware(struct vm *vm, const struct vm_config *cfg)
 	ret = map_image(vm, image, len);
 	if (!ret)
 		ret = fill_fw_cfg(vm);
+	if (!ret && cfg->kernel)
+		ret = firmware_add_linux(vm->devs[device_index(&fw_cfg_device)], &vm->mem, cfg->kernel,
+					 cfg->initrd, cfg->cmdline);
 	if (!ret)
 		fill_cmos(vm);
 	/* The devices first: what they place in low RAM, the firmware's copy replaces. */
