@@ -26,7 +26,7 @@
 #include "tests/linux_harness.h"
 
 #define RUNS        64
-#define CONCURRENCY 8
+#define CONCURRENCY 8   /* invocations at once; 4 under TCG (env.conc) */
 #define MIN_WARM    2
 #define MAX_WARM_PROCESSES 3 /* warm clone processes of a pool with limits */
 
@@ -36,6 +36,11 @@ static struct {
 	char dir[48], sock[96], cfg[96], log[96];
 	pid_t pid;
 	unsigned timeout_ms;
+	/*
+	 * Invocations at once: CONCURRENCY, but 4 under QEMU's TCG, whose emulated
+	 * CPU sometimes froze as eight clones started together (docs/kvm-in-qemu.md).
+	 */
+	unsigned conc;
 	const char *limits;         /* the pool's extra keys: ", \"mem_limit\": ..." or NULL */
 } env;
 
@@ -128,7 +133,7 @@ static void write_config(const char *snapshot)
 		"  \"timeout_ms\": %u, \"ready_timeout_ms\": %u, \"max_answer\": 4096,\n"
 		"  \"pool\": { \"min_warm\": %u, \"max_warm\": %u, \"max_concurrent\": %u%s } } } }\n",
 		env.sock, from, env.dir, env.timeout_ms, harness_wait_s(120) * 1000, MIN_WARM,
-		env.limits ? MAX_WARM_PROCESSES : 16, CONCURRENCY, env.limits ? env.limits : "");
+		env.limits ? MAX_WARM_PROCESSES : 16, env.conc, env.limits ? env.limits : "");
 	cr_assert_eq(fclose(f), 0);
 	free(kernel);
 }
@@ -202,6 +207,7 @@ static void serve_start_from(const char *snapshot)
 	snprintf(env.cfg, sizeof(env.cfg), "%s/serve.json", env.dir);
 	snprintf(env.log, sizeof(env.log), "%s/serve.log", env.dir);
 	env.timeout_ms = harness_wait_s(4) * 1000;
+	env.conc = harness_time_scale() > 1 ? 4 : CONCURRENCY;
 	write_config(snapshot);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 1, env.log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -354,10 +360,10 @@ Test(serve, each_invocation_in_its_own_clone, .timeout = 150)
 
 	serve_start();
 	cr_log_info("seed %u", harness_seed());
-	invoke_many("ab", CONCURRENCY, CONCURRENCY, a); /* the allocator's and threads' first use */
+	invoke_many("ab", env.conc, env.conc, a); /* the allocator's and threads' first use */
 	wait_idle();
 	process_figures(&fds0, &rss0);
-	invoke_many("ab", RUNS, CONCURRENCY, a);
+	invoke_many("ab", RUNS, env.conc, a);
 	check_answers(a, RUNS);
 	wait_idle();
 	expect_no_clone_left();
@@ -366,7 +372,7 @@ Test(serve, each_invocation_in_its_own_clone, .timeout = 150)
 	cr_expect_leq(rss, rss0 + (32 << 20), "RSS: %lld KiB before, %lld KiB after", rss0 >> 10,
 		      rss >> 10);
 	cr_log_info("%u invocations, %u at once: fds %lld -> %lld, RSS %lld -> %lld KiB", RUNS,
-		    CONCURRENCY, fds0, fds, rss0 >> 10, rss >> 10);
+		    env.conc, fds0, fds, rss0 >> 10, rss >> 10);
 	serve_stop();
 }
 
@@ -410,6 +416,7 @@ static void expect_tcp_functions_only(void)
 Test(serve, failures_and_overload_fail_alone, .timeout = 150)
 {
 	static struct answer hung[CONCURRENCY];
+	char timeouts[96];
 	struct answer a;
 
 	serve_start();
@@ -423,22 +430,22 @@ Test(serve, failures_and_overload_fail_alone, .timeout = 150)
 	cr_expect_eq(a.status, 405, "%s", a.body);
 	/* max_concurrent hung invocations; the next is refused while they hang */
 	{
-		struct worker w = { .n = CONCURRENCY, .body = "!hang", .answers = hung };
+		struct worker w = { .n = env.conc, .body = "!hang", .answers = hung };
 		pthread_t t[CONCURRENCY];
 		struct worker ws[CONCURRENCY];
 
-		for (unsigned i = 0; i < CONCURRENCY; i++) {
+		for (unsigned i = 0; i < env.conc; i++) {
 			ws[i] = w;
 			ws[i].first = i;
 			ws[i].n = 1;
 			cr_assert_eq(pthread_create(&t[i], NULL, invoke_some, &ws[i]), 0);
 		}
-		for (unsigned i = 0; i < harness_wait_s(20) * 20 && pool_figure("inflight") < CONCURRENCY; i++)
+		for (unsigned i = 0; i < harness_wait_s(20) * 20 && pool_figure("inflight") < env.conc; i++)
 			usleep(50000);
 		http("POST", "/v1/functions/words/invoke", "ab", &a);
 		cr_expect_eq(a.status, 429, "over max_concurrent: %ld %s", a.status, a.body);
 		cr_expect(strstr(a.body, "max_concurrent") && a.retry_after, "%s", a.body);
-		for (unsigned i = 0; i < CONCURRENCY; i++) {
+		for (unsigned i = 0; i < env.conc; i++) {
 			pthread_join(t[i], NULL);
 			cr_expect_eq(hung[i].status, 504, "%s", hung[i].body);
 		}
@@ -450,8 +457,9 @@ Test(serve, failures_and_overload_fail_alone, .timeout = 150)
 	http("GET", "/metrics", NULL, &a);
 	cr_expect(strstr(a.body, "vmfork_invocations_total{function=\"words\",outcome=\"overload\"} 1\n"),
 		  "%s", a.body);
-	cr_expect(strstr(a.body, "vmfork_invocations_total{function=\"words\",outcome=\"timeout\"} 9\n"),
-		  "%s", a.body);
+	snprintf(timeouts, sizeof(timeouts),
+		 "vmfork_invocations_total{function=\"words\",outcome=\"timeout\"} %u\n", 1 + env.conc);
+	cr_expect(strstr(a.body, timeouts), "%s", a.body);
 	cr_expect(strstr(a.body, "vmfork_invocations_total{function=\"words\",outcome=\"crashed\"} 2\n"),
 		  "%s", a.body);
 	serve_stop();
