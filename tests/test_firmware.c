@@ -190,15 +190,12 @@ static bool wait_trace(const char *dir, const char *text, pid_t vmm)
  * A clone's fw_cfg is rebuilt from its machine, so one made before SeaBIOS
  * read its tables reads the same ones.
  */
-Test(firmware, a_fork_mid_firmware_and_both_boot_the_disk, .timeout = 200)
+/* vm-fork run --firmware seabios with a bootable disk and the API, in dir; its pid. */
+static pid_t start_firmware_vm(const char *dir)
 {
-	char dir[] = "/tmp/vmfork-fw-XXXXXX", disk[64], console[96], sock[96], debug[96];
-	unsigned seed = harness_seed(), which = seed % MILESTONES, extra_us = seed / MILESTONES % 1000;
-	int status = -1;
+	char disk[64], console[96], sock[96], debug[96];
 	pid_t vmm;
 
-	SKIP_WITHOUT_KVM();
-	cr_assert(mkdtemp(dir));
 	make_disk(dir, true, disk, sizeof(disk));
 	snprintf(console, sizeof(console), "file:%s/console.log", dir);
 	snprintf(sock, sizeof(sock), "%s/api.sock", dir);
@@ -211,22 +208,94 @@ Test(firmware, a_fork_mid_firmware_and_both_boot_the_disk, .timeout = 200)
 		      "--debugcon", debug, (char *)NULL);
 		_exit(127);
 	}
-	harness_note("fork at '%s' + %u us", milestones[which], extra_us);
+	return vmm;
+}
+
+/* Wait for a random milestone (seeded) plus up to 1 ms: a moment inside SeaBIOS's POST. */
+static void wait_random_moment(const char *dir, pid_t vmm)
+{
+	unsigned seed = harness_seed(), which = seed % MILESTONES, extra_us = seed / MILESTONES % 1000;
+
+	harness_note("at '%s' + %u us", milestones[which], extra_us);
 	cr_assert(wait_trace(dir, milestones[which], vmm), "SeaBIOS never said '%s'",
 		  milestones[which]);
 	usleep(extra_us);
-	cr_expect_eq(api_put(dir, "/v1/vms/0/fork", "{}"), 200, "the fork was refused");
+}
+
+/* vm-fork's exit status once it ends (killed after a minute, scaled). */
+static int wait_vmm(pid_t vmm)
+{
+	int status = -1;
+
 	for (unsigned i = 0; i < harness_wait_s(60) * 100 && waitpid(vmm, &status, WNOHANG) == 0; i++)
 		usleep(10000);
 	if (status == -1) {
 		kill(vmm, SIGKILL);
 		waitpid(vmm, &status, 0);
 	}
+	return status;
+}
+
+/*
+ * A fork while SeaBIOS runs, at a random moment of its POST (the fork's pause
+ * lands where it lands): the parent and its clone both go on through the
+ * firmware, boot the disk, and their boot sectors fork again (clones 2 and 3).
+ * A clone's fw_cfg is rebuilt from its machine, so one made before SeaBIOS
+ * read its tables reads the same ones.
+ */
+Test(firmware, a_fork_mid_firmware_and_both_boot_the_disk, .timeout = 200)
+{
+	char dir[] = "/tmp/vmfork-fw-XXXXXX";
+	int status;
+	pid_t vmm;
+
+	SKIP_WITHOUT_KVM();
+	cr_assert(mkdtemp(dir));
+	vmm = start_firmware_vm(dir);
+	wait_random_moment(dir, vmm);
+	cr_expect_eq(api_put(dir, "/v1/vms/0/fork", "{}"), 200, "the fork was refused");
+	status = wait_vmm(vmm);
 	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "vm-fork ended with %#x", status);
 	in_log(dir, "console.log", "vm-fork boot sector: loaded by the BIOS");
 	in_log(dir, "console.log", "boot sector: clone 0 forked, result 1");
 	/* Its greeting may be split by the fork; its own fork is all its own. */
 	in_log(dir, "api.sock.clone-1.log", "boot sector: clone 1 forked, result 1");
+	remove_dir(dir);
+}
+
+/*
+ * A snapshot at a random moment of SeaBIOS's POST: the VM goes on and boots;
+ * restored, the snapshot goes on from that moment too, boots the same disk
+ * (its copy-on-write overlay) and forks.
+ */
+Test(firmware, a_snapshot_mid_firmware_restores_and_boots_the_disk, .timeout = 200)
+{
+	char dir[] = "/tmp/vmfork-fw-XXXXXX", body[96], snap[64], state[96], console[96], clones[96];
+	char out[4096];
+	char *argv[] = { "vm-fork", "restore", snap, "--console", console, "--clone-console", clones,
+			 NULL };
+	int status;
+	pid_t vmm;
+
+	SKIP_WITHOUT_KVM();
+	cr_assert(mkdtemp(dir));
+	vmm = start_firmware_vm(dir);
+	wait_random_moment(dir, vmm);
+	snprintf(snap, sizeof(snap), "%s/snap", dir);
+	snprintf(body, sizeof(body), "{\"dir\": \"%s\"}", snap);
+	cr_expect_eq(api_put(dir, "/v1/vms/0/snapshot", body), 202, "the snapshot was refused");
+	/* Written while the VM runs on, under a temporary name renamed to snap at the end. */
+	snprintf(state, sizeof(state), "%s/state.dtb", snap);
+	for (unsigned i = 0; i < harness_wait_s(30) * 100 && access(state, F_OK); i++)
+		usleep(10000);
+	status = wait_vmm(vmm);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "vm-fork ended with %#x", status);
+	in_log(dir, "console.log", "boot sector: clone 0 forked, result 1");
+	snprintf(console, sizeof(console), "file:%s/restored.log", dir);
+	snprintf(clones, sizeof(clones), "file:%s/restored-%%u.log", dir);
+	cr_expect_eq(harness_run_cli(argv, out, sizeof(out), 60), 0, "vm-fork restore: %s", out);
+	in_log(dir, "restored.log", "boot sector: clone 0 forked, result 1");
+	in_log(dir, "restored-1.log", "boot sector: clone 1 forked, result 0");
 	remove_dir(dir);
 }
 
