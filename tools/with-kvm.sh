@@ -208,7 +208,7 @@ kernel_trouble() { # kernel_trouble LOG
 qemu_cpu_state() { # qemu_cpu_state JOB
 	printf 'info registers\ninfo lapic\n' |
 		timeout 10 socat -t 3 - "UNIX-CONNECT:$1/monitor.sock" 2>&1 |
-		tr -d '\r' | grep -v -e '^QEMU [0-9.]* monitor' -e '^(qemu)'
+		tr -d '\r' | grep -v -e '^QEMU [0-9.]* monitor' -e '^(qemu)' || true
 }
 
 # The emulator's freeze seen in CI: the CPU's instruction pointer and a vector
@@ -220,12 +220,14 @@ frozen_key() { # frozen_key STATE: "RIP IRR" when a vector is pending, else empt
 	local rip irr
 	rip=$(printf '%s\n' "$1" | sed -n 's/^RIP=\([0-9a-f]*\) .*/\1/p')
 	irr=$(printf '%s\n' "$1" | sed -n 's/^IRR[[:space:]]*\(.*[0-9].*\)/\1/p')
-	[ -n "$rip" ] && [ -n "$irr" ] && echo "$rip $irr"
+	if [ -n "$rip" ] && [ -n "$irr" ]; then echo "$rip $irr"; fi
 }
 
 # Watch the QEMU VM: after SECS (VMFORK_QEMU_TIMEOUT), or once frozen for a
-# minute, keep what its CPU and local APIC said, mark why in JOB/hung, end it.
+# minute (then marked in JOB/hung), keep what its CPU and local APIC said, end it.
+# Runs in a subshell of its own, without set -e: a failed poll is no reason to stop watching.
 qemu_watchdog() { # qemu_watchdog PID SECS JOB
+	set +e
 	local pid=$1 secs=$2 job=$3 t=0 key last= same=0 state why=
 	while [ "$t" -lt "$secs" ] && kill -0 "$pid" 2>/dev/null; do
 		sleep 15
@@ -234,11 +236,14 @@ qemu_watchdog() { # qemu_watchdog PID SECS JOB
 		key=$(frozen_key "$state")
 		if [ -n "$key" ] && [ "$key" = "$last" ]; then same=$((same + 1)); else same=0; fi
 		last=$key
-		[ "$same" -ge 4 ] && { why="its CPU froze (an interrupt pending for a minute, never taken)"; break; }
+		if [ "$same" -ge 4 ]; then
+			why="its CPU froze (an interrupt pending for a minute, never taken)"
+			echo "$why" >"$job/hung"
+			break
+		fi
 	done
 	kill -0 "$pid" 2>/dev/null || return 0
 	[ -n "$why" ] || { why="it ran past VMFORK_QEMU_TIMEOUT=$secs s"; state=$(qemu_cpu_state "$job"); }
-	echo "$why" >"$job/hung"
 	{
 		echo "with-kvm: the QEMU VM is stopped: $why; its CPU then:"
 		printf '%s\n' "$state" | sed 's/^/  /'
