@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <curl/curl.h>
 #include <criterion/hooks.h>
 #include <criterion/internal/ordered-set.h>
 
@@ -248,6 +249,42 @@ bool harness_file_has(const char *path, const char *text)
 		fclose(f);
 	buf[n] = '\0';
 	return n && strstr(buf, text);
+}
+
+bool harness_wait_file(const char *path, const char *text, pid_t pid, unsigned secs)
+{
+	for (unsigned i = 0; i < harness_wait_s(secs) * 500; i++) {
+		if (harness_file_has(path, text))
+			return true;
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return harness_file_has(path, text);
+		usleep(2000);
+	}
+	return false;
+}
+
+static size_t drop_body(char *data, size_t size, size_t n, void *opaque)
+{
+	return size * n;
+}
+
+long harness_api_put(const char *sock, const char *path, const char *body)
+{
+	CURL *curl = curl_easy_init();
+	char url[256];
+	long status = 0;
+
+	snprintf(url, sizeof(url), "http://localhost%s", path);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, sock);
+	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "PUT");
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, drop_body);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)harness_wait_s(30));
+	if (curl_easy_perform(curl) == CURLE_OK)
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(curl);
+	return status;
 }
 
 struct uart_state *harness_uart_state(struct vm_snapshot *snap)

@@ -3,6 +3,7 @@
 #define TESTS_HARNESS_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,6 +62,13 @@ int harness_run_cli(char *const argv[], char *out, size_t out_size, unsigned tim
 
 /* Whether the file's first 64 KiB hold text (a guest's console, say); false if it cannot be read. */
 bool harness_file_has(const char *path, const char *text);
+/*
+ * Poll path (every 2 ms) until it has text: true; false once process pid has
+ * ended or secs (scaled) have passed without it.
+ */
+bool harness_wait_file(const char *path, const char *text, pid_t pid, unsigned secs);
+/* PUT path with body (JSON) on a VMM's API socket, in-process: the HTTP status, 0 for none. */
+long harness_api_put(const char *sock, const char *path, const char *body);
 
 /* Open file descriptors of this process, and its resident set in KiB. */
 

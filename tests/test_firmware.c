@@ -4,7 +4,6 @@
  * through the debug port (0x402), which reaches our console.
  */
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -140,56 +139,24 @@ static const char *const milestones[] = {
 };
 #define MILESTONES (sizeof(milestones) / sizeof(milestones[0]))
 
-static size_t drop_body(char *data, size_t size, size_t n, void *opaque)
-{
-	return size * n;
-}
-
-/* PUT path with body on the API at dir/api.sock, in-process (no CLI to start): the HTTP status. */
-static long api_put(const char *dir, const char *path, const char *body)
-{
-	char sock[96], url[128];
-	CURL *curl = curl_easy_init();
-	long status = 0;
-
-	snprintf(sock, sizeof(sock), "%s/api.sock", dir);
-	snprintf(url, sizeof(url), "http://localhost%s", path);
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, sock);
-	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "PUT");
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, drop_body);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)harness_wait_s(30));
-	if (curl_easy_perform(curl) == CURLE_OK)
-		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_cleanup(curl);
-	return status;
-}
-
 /* Wait (polling the debug port's file, never sleeping blind) until SeaBIOS has said text. */
 static bool wait_trace(const char *dir, const char *text, pid_t vmm)
 {
 	char path[128];
 
 	snprintf(path, sizeof(path), "%s/debug.log", dir);
-	for (unsigned i = 0; i < harness_wait_s(60) * 500; i++) {
-		if (harness_file_has(path, text))
-			return true;
-		if (waitpid(vmm, NULL, WNOHANG) == vmm)
-			return false;
-		usleep(2000);
-	}
-	return false;
+	return harness_wait_file(path, text, vmm, 60);
 }
 
-/*
- * A fork while SeaBIOS runs, at a random one of its milestones plus up to
- * 1 ms (the fork's pause lands where it lands): the parent and its clone both go on
- * through the firmware, boot the disk, and their boot sectors fork again
- * (clones 2 and 3).
- * A clone's fw_cfg is rebuilt from its machine, so one made before SeaBIOS
- * read its tables reads the same ones.
- */
+/* PUT path with body on the API at dir/api.sock: the HTTP status. */
+static long api_put(const char *dir, const char *path, const char *body)
+{
+	char sock[96];
+
+	snprintf(sock, sizeof(sock), "%s/api.sock", dir);
+	return harness_api_put(sock, path, body);
+}
+
 /* vm-fork run --firmware seabios with a bootable disk and the API, in dir; its pid. */
 static pid_t start_firmware_vm(const char *dir)
 {

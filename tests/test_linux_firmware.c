@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+#include <signal.h>
 
 #include "tests/harness.h"
 #include "tests/linux_harness.h"
@@ -91,4 +94,61 @@ Test(linux_firmware, a_kernel_given_to_the_firmware_reaches_init, .timeout = 150
 	free(kernel);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	cr_expect_eq(system(cmd), 0);
+}
+
+/* Moments on the console of a boot through the firmware: SeaBIOS, SYSLINUX, its loads. */
+static const char *const boot_moments[] = {
+	"SeaBIOS (version", "SYSLINUX ", "Loading vmlinuz", "Loading initrd.gz",
+};
+#define BOOT_MOMENTS (sizeof(boot_moments) / sizeof(boot_moments[0]))
+
+/*
+ * A fork while the firmware or the boot loader runs (SYSLINUX loads the
+ * kernel through the BIOS's disk calls, in real mode), at a random one of
+ * their moments plus up to 1 ms: the parent and the clone both boot on, and
+ * both reach Linux's init.
+ */
+Test(linux_firmware, a_fork_mid_boot_loader_and_both_reach_init, .timeout = 150)
+{
+	char dir[] = "/tmp/vmfork-lxfw-XXXXXX", disk[64], console[128], log[96], sock[96], clone[128];
+	char *kernel = linux_debian_kernel();
+	unsigned seed = harness_seed(), which = seed % BOOT_MOMENTS, extra_us = seed / BOOT_MOMENTS % 1000;
+	int status = -1;
+	pid_t vmm;
+
+	SKIP_WITHOUT_KVM();
+	if (!kernel)
+		cr_skip_test("skipped: no /boot/vmlinuz-* (make test installs linux-image-amd64)");
+	cr_assert(mkdtemp(dir));
+	make_syslinux_disk(dir, kernel);
+	snprintf(disk, sizeof(disk), "%s/disk.img,ro", dir);
+	snprintf(log, sizeof(log), "%s/console.log", dir);
+	snprintf(console, sizeof(console), "file:%s", log);
+	snprintf(sock, sizeof(sock), "%s/api.sock", dir);
+	snprintf(clone, sizeof(clone), "%s.clone-1.log", sock);
+	vmm = fork();
+	cr_assert(vmm >= 0);
+	if (vmm == 0) {
+		execl(harness_build_path("vm-fork"), "vm-fork", "run", "--firmware", "seabios", "--mem",
+		      "256M", "--disk", disk, "--console", console, "--api", sock, (char *)NULL);
+		_exit(127);
+	}
+	harness_note("fork at '%s' + %u us", boot_moments[which], extra_us);
+	cr_assert(harness_wait_file(log, boot_moments[which], vmm, 60), "never saw '%s'",
+		  boot_moments[which]);
+	usleep(extra_us);
+	cr_expect_eq(harness_api_put(sock, "/v1/vms/0/fork", "{}"), 200, "the fork was refused");
+	/* Each reboots from init: vm-fork ends once both have. */
+	for (unsigned i = 0; i < harness_wait_s(120) * 10 && waitpid(vmm, &status, WNOHANG) == 0; i++)
+		usleep(100000);
+	if (status == -1) {
+		kill(vmm, SIGKILL);
+		waitpid(vmm, &status, 0);
+	}
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "vm-fork ended with %#x", status);
+	cr_expect(harness_file_has(log, INIT_LINE), "the parent never reached init");
+	cr_expect(harness_file_has(clone, INIT_LINE), "the clone never reached init");
+	free(kernel);
+	snprintf(log, sizeof(log), "rm -rf %s", dir);
+	cr_expect_eq(system(log), 0);
 }
