@@ -40,31 +40,52 @@ static void make_syslinux_disk(const char *dir, const char *kernel)
 	sh(cmd);
 }
 
+/* A test's folder with the SYSLINUX disk image, and its console's paths. */
+struct boot_disk {
+	char dir[32], disk[64], log[96], console[128];
+	char *kernel;
+};
+
+/* Debian's kernel on a fresh disk (skips the test without KVM or the kernel). */
+static void prepare_disk(struct boot_disk *b)
+{
+	SKIP_WITHOUT_KVM();
+	b->kernel = linux_debian_kernel();
+	if (!b->kernel)
+		cr_skip_test("skipped: no /boot/vmlinuz-* (make test installs linux-image-amd64)");
+	strcpy(b->dir, "/tmp/vmfork-lxfw-XXXXXX");
+	cr_assert(mkdtemp(b->dir));
+	make_syslinux_disk(b->dir, b->kernel);
+	snprintf(b->disk, sizeof(b->disk), "%s/disk.img,ro", b->dir);
+	snprintf(b->log, sizeof(b->log), "%s/console.log", b->dir);
+	snprintf(b->console, sizeof(b->console), "file:%s", b->log);
+}
+
+static void remove_disk(struct boot_disk *b)
+{
+	char cmd[64];
+
+	free(b->kernel);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", b->dir);
+	cr_expect_eq(system(cmd), 0);
+}
+
 Test(linux_firmware, a_syslinux_disk_image_boots_debians_kernel_to_init, .timeout = 150)
 {
-	char dir[] = "/tmp/vmfork-lxfw-XXXXXX", disk[64], console[128], log[96], out[4096], cmd[64];
-	char *kernel = linux_debian_kernel();
-	char *argv[] = { "vm-fork", "run", "--firmware", "seabios", "--mem", "256M", "--disk", disk,
-			 "--console", console, NULL };
+	struct boot_disk b;
+	char out[4096];
+	char *argv[] = { "vm-fork", "run", "--firmware", "seabios", "--mem", "256M", "--disk", b.disk,
+			 "--console", b.console, NULL };
 
-	SKIP_WITHOUT_KVM();
-	if (!kernel)
-		cr_skip_test("skipped: no /boot/vmlinuz-* (make test installs linux-image-amd64)");
-	cr_assert(mkdtemp(dir));
-	make_syslinux_disk(dir, kernel);
-	snprintf(disk, sizeof(disk), "%s/disk.img,ro", dir);
-	snprintf(log, sizeof(log), "%s/console.log", dir);
-	snprintf(console, sizeof(console), "file:%s", log);
+	prepare_disk(&b);
 	/* init reboots: the keyboard controller's reset ends vm-fork with 0. */
 	cr_expect_eq(harness_run_cli(argv, out, sizeof(out), 120), 0, "vm-fork: %s", out);
-	cr_expect(harness_file_has(log, "SYSLINUX "), "SYSLINUX never started");
-	cr_expect(harness_file_has(log, "Loading initrd.gz...ok"), "SYSLINUX did not load the initramfs");
-	cr_expect(harness_file_has(log, "ACPI: RSDP 0x00000000000F"),
+	cr_expect(harness_file_has(b.log, "SYSLINUX "), "SYSLINUX never started");
+	cr_expect(harness_file_has(b.log, "Loading initrd.gz...ok"), "SYSLINUX did not load the initramfs");
+	cr_expect(harness_file_has(b.log, "ACPI: RSDP 0x00000000000F"),
 		  "Linux did not find the RSDP in the firmware's F segment");
-	cr_expect(harness_file_has(log, INIT_LINE), "Linux never reached init");
-	free(kernel);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_expect_eq(system(cmd), 0);
+	cr_expect(harness_file_has(b.log, INIT_LINE), "Linux never reached init");
+	remove_disk(&b);
 }
 
 /*
@@ -110,31 +131,24 @@ static const char *const boot_moments[] = {
  */
 Test(linux_firmware, a_fork_mid_boot_loader_and_both_reach_init, .timeout = 150)
 {
-	char dir[] = "/tmp/vmfork-lxfw-XXXXXX", disk[64], console[128], log[96], sock[96], clone[128];
-	char *kernel = linux_debian_kernel();
+	struct boot_disk b;
+	char sock[96], clone[128];
 	unsigned seed = harness_seed(), which = seed % BOOT_MOMENTS, extra_us = seed / BOOT_MOMENTS % 1000;
 	int status = -1;
 	pid_t vmm;
 
-	SKIP_WITHOUT_KVM();
-	if (!kernel)
-		cr_skip_test("skipped: no /boot/vmlinuz-* (make test installs linux-image-amd64)");
-	cr_assert(mkdtemp(dir));
-	make_syslinux_disk(dir, kernel);
-	snprintf(disk, sizeof(disk), "%s/disk.img,ro", dir);
-	snprintf(log, sizeof(log), "%s/console.log", dir);
-	snprintf(console, sizeof(console), "file:%s", log);
-	snprintf(sock, sizeof(sock), "%s/api.sock", dir);
+	prepare_disk(&b);
+	snprintf(sock, sizeof(sock), "%s/api.sock", b.dir);
 	snprintf(clone, sizeof(clone), "%s.clone-1.log", sock);
 	vmm = fork();
 	cr_assert(vmm >= 0);
 	if (vmm == 0) {
 		execl(harness_build_path("vm-fork"), "vm-fork", "run", "--firmware", "seabios", "--mem",
-		      "256M", "--disk", disk, "--console", console, "--api", sock, (char *)NULL);
+		      "256M", "--disk", b.disk, "--console", b.console, "--api", sock, (char *)NULL);
 		_exit(127);
 	}
 	harness_note("fork at '%s' + %u us", boot_moments[which], extra_us);
-	cr_assert(harness_wait_file(log, boot_moments[which], vmm, 60), "never saw '%s'",
+	cr_assert(harness_wait_file(b.log, boot_moments[which], vmm, 60), "never saw '%s'",
 		  boot_moments[which]);
 	usleep(extra_us);
 	cr_expect_eq(harness_api_put(sock, "/v1/vms/0/fork", "{}"), 200, "the fork was refused");
@@ -146,9 +160,7 @@ Test(linux_firmware, a_fork_mid_boot_loader_and_both_reach_init, .timeout = 150)
 		waitpid(vmm, &status, 0);
 	}
 	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "vm-fork ended with %#x", status);
-	cr_expect(harness_file_has(log, INIT_LINE), "the parent never reached init");
+	cr_expect(harness_file_has(b.log, INIT_LINE), "the parent never reached init");
 	cr_expect(harness_file_has(clone, INIT_LINE), "the clone never reached init");
-	free(kernel);
-	snprintf(log, sizeof(log), "rm -rf %s", dir);
-	cr_expect_eq(system(log), 0);
+	remove_disk(&b);
 }
