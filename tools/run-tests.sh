@@ -51,20 +51,19 @@ abs_bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 # run_part JSON [criterion options]: the tests in one KVM (one QEMU VM where
 # there is no /dev/kvm). QEMU's emulated CPU now and then freezes for good
 # under nested KVM (with-kvm exits 75 then, docs/kvm-in-qemu.md): that part
-# runs again, once, and the run says so. A test that fails is never rerun.
+# runs again, at most twice, and the run says so. A test that fails is never rerun.
 run_part() {
-	local out=$1 rc
+	local out=$1 rc tries=0
 	shift
-	"$here/with-kvm.sh" "$here/run-tests.sh" --inside "$abs_bin" "$out" "$log.part" \
-		--color=never "$@"
-	rc=$?
-	if [ "$rc" -eq 75 ]; then
-		echo "run-tests: the emulator froze under these tests ($*): running them again, once"
+	while :; do
 		rm -f "$out"
 		"$here/with-kvm.sh" "$here/run-tests.sh" --inside "$abs_bin" "$out" "$log.part" \
 			--color=never "$@"
 		rc=$?
-	fi
+		[ "$rc" -eq 75 ] && [ "$tries" -lt 2 ] || break
+		tries=$((tries + 1))
+		echo "run-tests: the emulator froze under these tests ($*): running them again ($tries of 2)"
+	done
 	cat "$log.part" >>"$log" 2>/dev/null
 	rm -f "$log.part"
 	return "$rc"
