@@ -117,19 +117,20 @@ Test(linux_firmware, a_kernel_given_to_the_firmware_reaches_init, .timeout = 150
 	cr_expect_eq(system(cmd), 0);
 }
 
-/* Moments on the console of a boot through the firmware: SeaBIOS, SYSLINUX, its loads. */
+/* Moments on the console of a boot through the firmware: SeaBIOS, SYSLINUX, its loads, Linux. */
 static const char *const boot_moments[] = {
-	"SeaBIOS (version", "SYSLINUX ", "Loading vmlinuz", "Loading initrd.gz",
+	"SeaBIOS (version", "SYSLINUX ", "Loading vmlinuz", "Loading initrd.gz", "Linux version",
+	"Freeing unused kernel",
 };
 #define BOOT_MOMENTS (sizeof(boot_moments) / sizeof(boot_moments[0]))
 
 /*
- * A fork while the firmware or the boot loader runs (SYSLINUX loads the
+ * A fork while the firmware, the boot loader or Linux runs (SYSLINUX loads the
  * kernel through the BIOS's disk calls, in real mode), at a random one of
  * their moments plus up to 1 ms: the parent and the clone both boot on, and
  * both reach Linux's init.
  */
-Test(linux_firmware, a_fork_mid_boot_loader_and_both_reach_init, .timeout = 150)
+Test(linux_firmware, a_fork_mid_boot_and_both_reach_init, .timeout = 150)
 {
 	struct boot_disk b;
 	char sock[96], clone[128];
