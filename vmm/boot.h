@@ -39,6 +39,9 @@ struct boot_e820_entry {
 
 /* Read a whole file into a malloc'd buffer (at most max_size bytes); returns 0 or -errno. */
 int boot_read_file(const char *path, size_t max_size, uint8_t **data, size_t *size);
+/* The largest kernel and initrd files a VM boots (boot_read_file()'s max_size). */
+#define BOOT_KERNEL_MAX (512 * MiB)
+#define BOOT_INITRD_MAX (2 * GiB)
 
 /*
  * Load an ELF64 x86-64 executable or a bzImage into guest RAM. A bzImage's

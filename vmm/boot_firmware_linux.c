@@ -8,8 +8,14 @@
  * (Documentation/arch/x86/boot.rst): loader type, heap, command line, initrd.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The UAPI names its e820 entry like vmm/boot.h; keep its name out of the way. */
+#define boot_e820_entry linux_boot_e820_entry
+#include <asm/bootparam.h>
+#undef boot_e820_entry
 
 #include "core/layout.h"
 #include "core/log.h"
@@ -19,8 +25,6 @@
 
 #define LINUXBOOT_ROM     "/usr/share/qemu/linuxboot_dma.bin"
 #define LINUXBOOT_ROM_MAX (64 * 1024)
-#define KERNEL_MAX        (512 * MiB)
-#define INITRD_MAX        (2 * GiB)
 
 /* Where the ROM puts each part, as QEMU's x86_load_linux() has them. */
 #define REAL_ADDR    0x10000u
@@ -29,21 +33,10 @@
 /* What the firmware keeps at the top of low RAM (its high tables): the initrd stays below. */
 #define FIRMWARE_TOP (1 * MiB)
 
-/* Setup header fields (offsets in the bzImage). */
-#define HDR_SETUP_SECTS  0x1f1
-#define HDR_MAGIC        0x202
-#define HDR_VERSION      0x206
-#define HDR_LOADER_TYPE  0x210
-#define HDR_LOADFLAGS    0x211
-#define HDR_RAMDISK      0x218
-#define HDR_RAMDISK_SIZE 0x21c
-#define HDR_HEAP_END     0x224
-#define HDR_CMDLINE_PTR  0x228
-#define HDR_INITRD_MAX   0x22c
-#define HDR_CMDLINE_SIZE 0x238
-#define HDR_END          0x250
-#define LOADER_UNKNOWN   0xff
-#define CAN_USE_HEAP     0x80
+/* The setup header's place in the bzImage, and how much of it this loader reads and writes. */
+#define HDR_OFFSET     0x1f1
+#define HDR_END        (HDR_OFFSET + offsetof(struct setup_header, cmdline_size) + 4)
+#define LOADER_UNKNOWN 0xff
 
 /* fw_cfg's keys for a kernel (QEMU's docs/specs/fw_cfg.rst). */
 enum {
@@ -52,19 +45,6 @@ enum {
 	KEY_CMDLINE_ADDR = 0x13, KEY_CMDLINE_SIZE = 0x14, KEY_CMDLINE_DATA = 0x15,
 	KEY_SETUP_ADDR = 0x16, KEY_SETUP_SIZE = 0x17, KEY_SETUP_DATA = 0x18,
 };
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, 4);
-}
 
 static int set32(void *fw_cfg, uint16_t key, uint32_t v)
 {
@@ -86,14 +66,14 @@ static int set_part(void *fw_cfg, uint16_t addr_key, uint32_t addr, uint16_t siz
 
 /* The initrd at the top of low RAM, page-aligned, below what the kernel and the firmware allow. */
 static int add_initrd(void *fw_cfg, const struct guest_mem *mem, const char *path,
-		      uint8_t *setup, uint16_t version)
+		      struct setup_header *h)
 {
 	uint64_t top = guest_mem_low_end(mem) - FIRMWARE_TOP;
-	uint64_t max = version >= 0x203 ? get32(setup + HDR_INITRD_MAX) : 0x37ffffff;
+	uint64_t max = h->version >= 0x203 ? h->initrd_addr_max : 0x37ffffff;
 	uint8_t *data;
 	size_t len;
 	uint32_t addr;
-	int ret = boot_read_file(path, INITRD_MAX, &data, &len);
+	int ret = boot_read_file(path, BOOT_INITRD_MAX, &data, &len);
 
 	if (ret < 0)
 		return ret;
@@ -105,8 +85,8 @@ static int add_initrd(void *fw_cfg, const struct guest_mem *mem, const char *pat
 		return -EFBIG;
 	}
 	addr = (uint32_t)((max + 1 - len) & ~0xfffULL);
-	put32(setup + HDR_RAMDISK, addr);
-	put32(setup + HDR_RAMDISK_SIZE, (uint32_t)len);
+	h->ramdisk_image = addr;
+	h->ramdisk_size = (uint32_t)len;
 	ret = set_part(fw_cfg, KEY_INITRD_ADDR, addr, KEY_INITRD_SIZE, KEY_INITRD_DATA, data, len);
 	free(data);
 	return ret;
@@ -135,29 +115,29 @@ static int add_rom(void *fw_cfg)
 static int add_parts(void *fw_cfg, const struct guest_mem *mem, const uint8_t *k, size_t len,
 		     const char *initrd, const char *cmdline)
 {
-	size_t setup_size = ((size_t)(k[HDR_SETUP_SECTS] ? k[HDR_SETUP_SECTS] : 4) + 1) * 512;
-	uint16_t version = (uint16_t)(k[HDR_VERSION] | k[HDR_VERSION + 1] << 8);
+	const struct setup_header *kh = (const void *)(k + HDR_OFFSET);
+	size_t setup_size = ((size_t)(kh->setup_sects ? kh->setup_sects : 4) + 1) * 512;
 	size_t cmd_len = strlen(cmdline) + 1;
+	struct setup_header *h;
 	uint8_t *setup;
 	int ret;
 
 	if (setup_size >= len || setup_size < HDR_END)
 		return -EINVAL;
-	if (version >= 0x206 && cmd_len > (size_t)get32(k + HDR_CMDLINE_SIZE) + 1) {
-		pr_err("the command line is longer than the kernel takes (%u bytes)",
-		       get32(k + HDR_CMDLINE_SIZE));
+	if (kh->version >= 0x206 && cmd_len > (size_t)kh->cmdline_size + 1) {
+		pr_err("the command line is longer than the kernel takes (%u bytes)", kh->cmdline_size);
 		return -E2BIG;
 	}
 	setup = malloc(setup_size);
 	if (!setup)
 		return -ENOMEM;
 	memcpy(setup, k, setup_size);
-	setup[HDR_LOADER_TYPE] = LOADER_UNKNOWN;
-	setup[HDR_LOADFLAGS] |= CAN_USE_HEAP;
-	setup[HDR_HEAP_END] = (uint8_t)(CMDLINE_ADDR - REAL_ADDR - 0x200);
-	setup[HDR_HEAP_END + 1] = (uint8_t)((CMDLINE_ADDR - REAL_ADDR - 0x200) >> 8);
-	put32(setup + HDR_CMDLINE_PTR, CMDLINE_ADDR);
-	ret = initrd ? add_initrd(fw_cfg, mem, initrd, setup, version) : 0;
+	h = (void *)(setup + HDR_OFFSET);
+	h->type_of_loader = LOADER_UNKNOWN;
+	h->loadflags |= CAN_USE_HEAP;
+	h->heap_end_ptr = CMDLINE_ADDR - REAL_ADDR - 0x200;
+	h->cmd_line_ptr = CMDLINE_ADDR;
+	ret = initrd ? add_initrd(fw_cfg, mem, initrd, h) : 0;
 	if (!ret)
 		ret = set_part(fw_cfg, KEY_SETUP_ADDR, REAL_ADDR, KEY_SETUP_SIZE, KEY_SETUP_DATA,
 			       setup, setup_size);
@@ -174,14 +154,15 @@ static int add_parts(void *fw_cfg, const struct guest_mem *mem, const uint8_t *k
 int firmware_add_linux(void *fw_cfg, const struct guest_mem *mem, const char *kernel,
 		       const char *initrd, const char *cmdline)
 {
+	const struct setup_header *h;
 	uint8_t *k;
 	size_t len;
-	int ret = boot_read_file(kernel, KERNEL_MAX, &k, &len);
+	int ret = boot_read_file(kernel, BOOT_KERNEL_MAX, &k, &len);
 
 	if (ret < 0)
 		return ret;
-	if (len < HDR_END || memcmp(k + HDR_MAGIC, "HdrS", 4) ||
-	    (k[HDR_VERSION] | k[HDR_VERSION + 1] << 8) < 0x202) {
+	h = (const void *)(k + HDR_OFFSET);
+	if (len < HDR_END || h->header != 0x53726448 /* "HdrS" */ || h->version < 0x202) {
 		pr_err("%s: --kernel with --firmware takes a bzImage (boot protocol 2.02 or later)",
 		       kernel);
 		ret = -EINVAL;

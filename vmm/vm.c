@@ -15,9 +15,6 @@
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
-#define MAX_KERNEL_SIZE (512 * MiB)
-#define MAX_INITRD_SIZE (2 * GiB)
-
 static int create_vm_fd(struct vm *vm)
 {
 	uint64_t ident = LAYOUT_KVM_IDENT_MAP;
@@ -455,7 +452,7 @@ static int load_initrd(struct vm *vm, const struct boot_image *kernel, const cha
 	*addr = *size = 0;
 	if (!path)
 		return 0;
-	ret = boot_read_file(path, MAX_INITRD_SIZE, &data, &len);
+	ret = boot_read_file(path, BOOT_INITRD_MAX, &data, &len);
 	if (ret < 0)
 		return ret;
 	ret = boot_load_initrd(&vm->mem, kernel, data, len, addr);
@@ -474,7 +471,7 @@ int vm_boot(struct vm *vm, const struct vm_config *cfg)
 
 	if (cfg->firmware)
 		return vm_boot_firmware(vm, cfg);
-	ret = boot_read_file(cfg->kernel, MAX_KERNEL_SIZE, &image, &len);
+	ret = boot_read_file(cfg->kernel, BOOT_KERNEL_MAX, &image, &len);
 	if (ret < 0)
 		return ret;
 	ret = boot_load_kernel(&vm->mem, image, len, &kernel);
