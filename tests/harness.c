@@ -263,6 +263,19 @@ bool harness_wait_file(const char *path, const char *text, pid_t pid, unsigned s
 	return false;
 }
 
+int harness_wait_pid(pid_t pid, unsigned secs)
+{
+	int status = -1;
+
+	for (unsigned i = 0; i < harness_wait_s(secs) * 100 && waitpid(pid, &status, WNOHANG) == 0; i++)
+		usleep(10000);
+	if (status == -1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	return status;
+}
+
 static size_t drop_body(char *data, size_t size, size_t n, void *opaque)
 {
 	return size * n;

@@ -67,6 +67,8 @@ bool harness_file_has(const char *path, const char *text);
  * ended or secs (scaled) have passed without it.
  */
 bool harness_wait_file(const char *path, const char *text, pid_t pid, unsigned secs);
+/* pid's wait status once it ends; after secs (scaled) it is killed first. */
+int harness_wait_pid(pid_t pid, unsigned secs);
 /* PUT path with body (JSON) on a VMM's API socket, in-process: the HTTP status, 0 for none. */
 long harness_api_put(const char *sock, const char *path, const char *body);
 

@@ -189,19 +189,6 @@ static void wait_random_moment(const char *dir, pid_t vmm)
 	usleep(extra_us);
 }
 
-/* vm-fork's exit status once it ends (killed after a minute, scaled). */
-static int wait_vmm(pid_t vmm)
-{
-	int status = -1;
-
-	for (unsigned i = 0; i < harness_wait_s(60) * 100 && waitpid(vmm, &status, WNOHANG) == 0; i++)
-		usleep(10000);
-	if (status == -1) {
-		kill(vmm, SIGKILL);
-		waitpid(vmm, &status, 0);
-	}
-	return status;
-}
 
 /*
  * A fork while SeaBIOS runs, at a random moment of its POST (the fork's pause
@@ -221,7 +208,7 @@ Test(firmware, a_fork_mid_firmware_and_both_boot_the_disk, .timeout = 200)
 	vmm = start_firmware_vm(dir);
 	wait_random_moment(dir, vmm);
 	cr_expect_eq(api_put(dir, "/v1/vms/0/fork", "{}"), 200, "the fork was refused");
-	status = wait_vmm(vmm);
+	status = harness_wait_pid(vmm, 60);
 	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "vm-fork ended with %#x", status);
 	in_log(dir, "console.log", "vm-fork boot sector: loaded by the BIOS");
 	in_log(dir, "console.log", "boot sector: clone 0 forked, result 1");
@@ -255,7 +242,7 @@ Test(firmware, a_snapshot_mid_firmware_restores_and_boots_the_disk, .timeout = 2
 	snprintf(state, sizeof(state), "%s/state.dtb", snap);
 	for (unsigned i = 0; i < harness_wait_s(30) * 100 && access(state, F_OK); i++)
 		usleep(10000);
-	status = wait_vmm(vmm);
+	status = harness_wait_pid(vmm, 60);
 	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "vm-fork ended with %#x", status);
 	in_log(dir, "console.log", "boot sector: clone 0 forked, result 1");
 	snprintf(console, sizeof(console), "file:%s/restored.log", dir);

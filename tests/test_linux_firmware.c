@@ -11,7 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/wait.h>
-#include <signal.h>
 
 #include "tests/harness.h"
 #include "tests/linux_harness.h"
@@ -135,7 +134,7 @@ Test(linux_firmware, a_fork_mid_boot_and_both_reach_init, .timeout = 150)
 	struct boot_disk b;
 	char sock[96], clone[128];
 	unsigned seed = harness_seed(), which = seed % BOOT_MOMENTS, extra_us = seed / BOOT_MOMENTS % 1000;
-	int status = -1;
+	int status;
 	pid_t vmm;
 
 	prepare_disk(&b);
@@ -154,12 +153,7 @@ Test(linux_firmware, a_fork_mid_boot_and_both_reach_init, .timeout = 150)
 	usleep(extra_us);
 	cr_expect_eq(harness_api_put(sock, "/v1/vms/0/fork", "{}"), 200, "the fork was refused");
 	/* Each reboots from init: vm-fork ends once both have. */
-	for (unsigned i = 0; i < harness_wait_s(120) * 10 && waitpid(vmm, &status, WNOHANG) == 0; i++)
-		usleep(100000);
-	if (status == -1) {
-		kill(vmm, SIGKILL);
-		waitpid(vmm, &status, 0);
-	}
+	status = harness_wait_pid(vmm, 120);
 	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "vm-fork ended with %#x", status);
 	cr_expect(harness_file_has(b.log, INIT_LINE), "the parent never reached init");
 	cr_expect(harness_file_has(clone, INIT_LINE), "the clone never reached init");
