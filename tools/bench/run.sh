@@ -38,29 +38,29 @@ else
 	echo "bench: gnuplot not installed, no plot (apt-get install gnuplot-nox)" >&2
 fi
 
-# The fuzzing rows (tools/bench/fuzz.sh, BENCH_FUZZ=0 skips them), appended to the table.
+# rows NAME: tools/bench/NAME.sh's rows, kept in NAME.txt, appended to the table and shown.
+rows() {
+	"$here/$1.sh" "$build" >"$out/$1.txt" || rc=$?
+	[ "$rc" -eq 0 ] || { echo "bench: tools/bench/$1.sh failed (exit $rc)" >&2; exit "$rc"; }
+	printf '\n' >>"$out/table.txt"
+	cat "$out/$1.txt" >>"$out/table.txt"
+	echo
+	cat "$out/$1.txt"
+}
+
+# The fuzzing rows (tools/bench/fuzz.sh, BENCH_FUZZ=0 skips them).
 if [ "${BENCH_FUZZ:-1}" = 0 ]; then
 	echo "bench: fuzzing rows skipped (BENCH_FUZZ=0)" >&2
 elif ! command -v afl-fuzz >/dev/null 2>&1; then
 	echo "bench: afl-fuzz not installed, no fuzzing rows (apt-get install afl++)" >&2
 	printf '\nFuzzing: not measured, afl-fuzz not installed\n' >>"$out/table.txt"
 else
-	"$here/fuzz.sh" "$build" >"$out/fuzz.txt" || rc=$?
-	[ "$rc" -eq 0 ] || { echo "bench: tools/bench/fuzz.sh failed (exit $rc)" >&2; exit "$rc"; }
-	printf '\n' >>"$out/table.txt"
-	cat "$out/fuzz.txt" >>"$out/table.txt"
-	echo
-	cat "$out/fuzz.txt"
+	rows fuzz
 fi
 # The firmware rows (tools/bench/firmware.sh, BENCH_FIRMWARE=0 skips them): vm-fork beside QEMU.
 if [ "${BENCH_FIRMWARE:-1}" = 0 ]; then
 	echo "bench: firmware rows skipped (BENCH_FIRMWARE=0)" >&2
 else
-	"$here/firmware.sh" "$build" >"$out/firmware.txt" || rc=$?
-	[ "$rc" -eq 0 ] || { echo "bench: tools/bench/firmware.sh failed (exit $rc)" >&2; exit "$rc"; }
-	printf '\n' >>"$out/table.txt"
-	cat "$out/firmware.txt" >>"$out/table.txt"
-	echo
-	cat "$out/firmware.txt"
+	rows firmware
 fi
 echo "wrote $out/table.txt"
