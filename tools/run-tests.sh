@@ -34,7 +34,7 @@ rm -f "$json" "$log"
 export CRITERION_NO_EARLY_EXIT=1 TERM=dumb
 # A whole run takes about 20 minutes under TCG: a QEMU VM still running after
 # 45 is hung below the tests' own timeouts, and its kernel's words say where
-# (a frozen emulated CPU is caught sooner, in a minute).
+# (a stalled emulated CPU is woken, or caught, within 20 s).
 export VMFORK_QEMU_TIMEOUT=${VMFORK_QEMU_TIMEOUT:-2700}
 kind=$("$here/with-kvm.sh" --kind)
 echo "run-tests: KVM: $kind"
@@ -49,9 +49,10 @@ start=$(date +%s)
 abs_bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 
 # run_part JSON [criterion options]: the tests in one KVM (one QEMU VM where
-# there is no /dev/kvm). QEMU's emulated CPU now and then freezes for good
-# under nested KVM (with-kvm exits 75 then, docs/kvm-in-qemu.md): that part
-# runs again, at most twice, and the run says so. A test that fails is never rerun.
+# there is no /dev/kvm). QEMU's emulated CPU now and then loses an interrupt
+# under nested KVM; with-kvm wakes it, and exits 75 only when it stays stalled
+# (docs/kvm-in-qemu.md): that part runs again, at most twice, and the run says
+# so. A test that fails is never rerun.
 run_part() {
 	local out=$1 rc tries=0
 	shift
@@ -62,7 +63,7 @@ run_part() {
 		rc=$?
 		[ "$rc" -eq 75 ] && [ "$tries" -lt 2 ] || break
 		tries=$((tries + 1))
-		echo "run-tests: the emulator froze under these tests ($*): running them again ($tries of 2)"
+		echo "run-tests: the emulated CPU stayed stalled under these tests ($*): running them again ($tries of 2)"
 	done
 	cat "$log.part" >>"$log" 2>/dev/null
 	rm -f "$log.part"
@@ -70,7 +71,7 @@ run_part() {
 }
 
 # In a QEMU VM, the suites go in four parts, each in a VM of its own, so that
-# a freeze costs its part alone; with /dev/kvm, or options given, one run.
+# a stall costs its part alone; with /dev/kvm, or options given, one run.
 heavy='@(serve|linux|fork|procfork|fuzz|reset|snap|invoke)*/*'
 parts=('serve*/*' 'linux*/*' '@(fork|procfork|fuzz|reset|snap|invoke)*/*' "!($heavy)")
 status=0
