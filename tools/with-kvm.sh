@@ -211,17 +211,20 @@ qemu_cpu_state() { # qemu_cpu_state JOB
 		tr -d '\r' | grep -v -e '^QEMU [0-9.]* monitor' -e '^(qemu)' || true
 }
 
-# The stall seen in CI: a vector pending in the local APIC's IRR, never taken,
-# the CPU idle with interrupts enabled. QEMU lost the CPU's "interrupt pending"
-# bit: helper_vmrun() sets its VIRQ bit in the same word, from the CPU's
-# thread without the lock that the APIC's timer holds to set the others
-# (docs/kvm-in-qemu.md). A CPU that takes interrupts leaves IRR within
-# microseconds, so the same vectors pending at two polls 5 s apart were lost.
-pending_key() { # pending_key STATE: "IRR (at RIP)" when a vector is pending, else empty
+# The stall seen in CI: the CPU halted (L1's idle loop, interrupts enabled)
+# with a vector pending in its local APIC's IRR, never taken. QEMU lost the
+# CPU's "interrupt pending" bit: helper_vmrun() sets its VIRQ bit in the same
+# word from the CPU's thread, without the lock that the APIC's timer holds to
+# set the others (docs/kvm-in-qemu.md). A halted CPU wakes for a deliverable
+# vector within microseconds, so one that stays halted over two polls 5 s
+# apart with the same vectors pending has lost it. (A busy CPU is no sign:
+# under nested timers the timer's vector is pending at many a poll.)
+stalled_key() { # stalled_key STATE: "IRR at RIP" when halted with a vector pending, else empty
 	local rip irr
+	printf '%s\n' "$1" | grep -q 'HLT=1' || return 0
 	rip=$(printf '%s\n' "$1" | sed -n 's/^RIP=\([0-9a-f]*\) .*/\1/p')
 	irr=$(printf '%s\n' "$1" | sed -n 's/^IRR[[:space:]]*\(.*[0-9].*\)/\1/p')
-	if [ -n "$irr" ]; then echo "${irr% } (at RIP ${rip:-?})"; fi
+	if [ -n "$irr" ]; then echo "${irr% } at RIP ${rip:-?}"; fi
 }
 
 # A key press on the QEMU VM's PS/2 keyboard: its interrupt makes QEMU's APIC
@@ -230,9 +233,9 @@ qemu_kick() { # qemu_kick JOB
 	printf 'sendkey shift\n' | timeout 10 socat -t 3 - "UNIX-CONNECT:$1/monitor.sock" >/dev/null 2>&1
 }
 
-# Watch the QEMU VM. The same vectors pending at two polls in a row get a key
-# press (said on stderr); still pending after three, they
-# are a freeze (marked in JOB/hung). After SECS
+# Watch the QEMU VM. A CPU halted with the same vectors pending at two polls
+# in a row gets a key press (said on stderr); still so after three, it is
+# frozen (marked in JOB/hung). After SECS
 # (VMFORK_QEMU_TIMEOUT) or a freeze, keep what its CPU and local APIC said, end it.
 # Runs in a subshell of its own, without set -e: a failed poll is no reason to stop watching.
 qemu_watchdog() { # qemu_watchdog PID SECS JOB
@@ -242,17 +245,17 @@ qemu_watchdog() { # qemu_watchdog PID SECS JOB
 		sleep 5
 		t=$((t + 5))
 		state=$(qemu_cpu_state "$job")
-		key=$(pending_key "$state")
-		if [ -n "$key" ] && [ "${key% (*}" = "${last% (*}" ]; then same=$((same + 1)); else same=0 kicks=0; fi
+		key=$(stalled_key "$state")
+		if [ -n "$key" ] && [ "$key" = "$last" ]; then same=$((same + 1)); else same=0 kicks=0; fi
 		last=$key
 		[ "$same" -ge 1 ] || continue
 		if [ "$kicks" -ge 3 ]; then
-			why="its CPU froze (an interrupt pending, never taken, even after $kicks key presses)"
+			why="its CPU froze (halted with an interrupt pending, never taken, even after $kicks key presses)"
 			echo "$why" >"$job/hung"
 			break
 		fi
 		kicks=$((kicks + 1))
-		echo "with-kvm: the emulated CPU left an interrupt pending (vector $key); waking it with a key press (QEMU's lost interrupt bit, docs/kvm-in-qemu.md)" >&2
+		echo "with-kvm: the emulated CPU halted with an interrupt pending (vector $key); waking it with a key press (QEMU's lost interrupt bit, docs/kvm-in-qemu.md)" >&2
 		qemu_kick "$job"
 	done
 	kill -0 "$pid" 2>/dev/null || return 0
