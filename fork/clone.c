@@ -64,10 +64,15 @@ int vm_become_clone(struct vm *vm, const struct vm_snapshot *snap, bool state_lo
 	if (ret < 0)
 		return ret;
 	set_identity(vm, snap, id);
-	/* Before its vCPUs run: the host's time, a new VMGenID, its own backends. */
+	/*
+	 * Before its vCPUs run: the host's time, a new VMGenID, its firmware's
+	 * fw_cfg contents, its own backends.
+	 */
 	ret = vm_snapshot_catch_up(vm, snap);
 	if (!ret)
 		ret = vm_devices_forked(vm);
+	if (!ret)
+		ret = vm_firmware_forked(vm);
 	if (!ret)
 		ret = rebind_devices(vm, id->devices);
 	if (!ret)

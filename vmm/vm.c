@@ -222,7 +222,7 @@ int vm_devices_forked(struct vm *vm)
 	for (unsigned i = 0; !ret && device_table[i]; i++)
 		if (device_table[i]->forked)
 			ret = device_table[i]->forked(vm->devs[i]);
-	return ret ? ret : vm_firmware_forked(vm);
+	return ret;
 }
 
 int vm_devices_attach(struct vm *vm)
