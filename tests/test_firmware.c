@@ -189,7 +189,6 @@ static void wait_random_moment(const char *dir, pid_t vmm)
 	usleep(extra_us);
 }
 
-
 /*
  * A fork while SeaBIOS runs, at a random moment of its POST (the fork's pause
  * lands where it lands): the parent and its clone both go on through the

@@ -204,10 +204,14 @@ kernel_trouble() { # kernel_trouble LOG
 	return 0
 }
 
-# What the QEMU VM's CPU and local APIC hold now, from its monitor.
+# Commands on stdin to the QEMU VM's monitor; its answers on stdout.
+qemu_monitor() { # qemu_monitor JOB
+	timeout 10 socat -t 3 - "UNIX-CONNECT:$1/monitor.sock" 2>&1
+}
+
+# What the QEMU VM's CPU and local APIC hold now.
 qemu_cpu_state() { # qemu_cpu_state JOB
-	printf 'info registers\ninfo lapic\n' |
-		timeout 10 socat -t 3 - "UNIX-CONNECT:$1/monitor.sock" 2>&1 |
+	printf 'info registers\ninfo lapic\n' | qemu_monitor "$1" |
 		tr -d '\r' | grep -v -e '^QEMU [0-9.]* monitor' -e '^(qemu)' || true
 }
 
@@ -230,25 +234,26 @@ stalled_key() { # stalled_key STATE: "IRR at RIP" when halted with a vector pend
 # A key press on the QEMU VM's PS/2 keyboard: its interrupt makes QEMU's APIC
 # raise the lost bit again, and the CPU takes what was pending.
 qemu_kick() { # qemu_kick JOB
-	printf 'sendkey shift\n' | timeout 10 socat -t 3 - "UNIX-CONNECT:$1/monitor.sock" >/dev/null 2>&1
+	printf 'sendkey shift\n' | qemu_monitor "$1" >/dev/null
 }
 
 # Watch the QEMU VM. A CPU halted with the same vectors pending at two polls
 # in a row gets a key press (said on stderr); still so after three, it is
-# frozen (marked in JOB/hung). After SECS
-# (VMFORK_QEMU_TIMEOUT) or a freeze, keep what its CPU and local APIC said, end it.
+# frozen (marked in JOB/hung). After SECS (VMFORK_QEMU_TIMEOUT) or a freeze,
+# keep what its CPU and local APIC said, and end it.
 # Runs in a subshell of its own, without set -e: a failed poll is no reason to stop watching.
 qemu_watchdog() { # qemu_watchdog PID SECS JOB
 	set +e
-	local pid=$1 secs=$2 job=$3 t=0 key last= same=0 kicks=0 state why=
+	local pid=$1 secs=$2 job=$3 t=0 key last='' kicks=0 state why=''
 	while [ "$t" -lt "$secs" ] && kill -0 "$pid" 2>/dev/null; do
 		sleep 5
 		t=$((t + 5))
 		state=$(qemu_cpu_state "$job")
 		key=$(stalled_key "$state")
-		if [ -n "$key" ] && [ "$key" = "$last" ]; then same=$((same + 1)); else same=0 kicks=0; fi
-		last=$key
-		[ "$same" -ge 1 ] || continue
+		if [ -z "$key" ] || [ "$key" != "$last" ]; then
+			last=$key kicks=0
+			continue
+		fi
 		if [ "$kicks" -ge 3 ]; then
 			why="its CPU froze (halted with an interrupt pending, never taken, even after $kicks key presses)"
 			echo "$why" >"$job/hung"
